@@ -1,0 +1,30 @@
+# Two commands set everything up (see README): `make example` and `make test`.
+# Python 3.12 is required; PYTHON may be set to its path.
+PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && echo "$$p" && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE := build/example
+
+.PHONY: install example test lint
+
+$(BIN)/forecast: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or run make PYTHON=/path/to/python3.12"; exit 1; }
+	"$(PYTHON)" -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/forecast
+
+# The main job on the bundled example: a fresh example workspace, its priors checked.
+example: install
+	rm -rf $(EXAMPLE)
+	$(BIN)/forecast --workspace $(EXAMPLE) init --example
+	$(BIN)/forecast --workspace $(EXAMPLE) priors check
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/mypy

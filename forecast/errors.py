@@ -1,0 +1,50 @@
+"""The project's exceptions: one small hierarchy, each message a single line for the user."""
+
+
+class ForecastError(Exception):
+    """Base of every error the CLI reports as a one-line `Error:` with exit status 1."""
+
+
+class WorkspaceError(ForecastError):
+    """The workspace is missing, malformed or busy."""
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another command holds the workspace's write lock for longer than we wait."""
+
+
+class SpecError(ForecastError):
+    """A claims, scenario or workspace TOML file is malformed; lists every problem found."""
+
+    def __init__(self, path: object, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{self.path}: " + "; ".join(problems))
+
+
+class PriorSpecError(SpecError):
+    """A claims file is malformed."""
+
+
+class ScenarioSpecError(SpecError):
+    """A scenario file is malformed."""
+
+
+class ConfigError(SpecError):
+    """The workspace's forecast.toml is malformed."""
+
+
+class PriorConflictError(ForecastError):
+    """Claims contradict each other (e.g. a probability that falls as the horizon grows)."""
+
+
+class EventFormatError(ForecastError):
+    """An event file is not of the declared (or any known) format; nothing was imported."""
+
+
+class ConvergenceError(ForecastError):
+    """A fit failed the diagnostics gate (R-hat, ESS, divergences)."""
+
+
+class NotAvailableError(ForecastError):
+    """A command of the design that is not built yet."""

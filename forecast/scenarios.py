@@ -1,0 +1,172 @@
+"""Scenario specs (`priors/scenarios/*.toml`): resolution rules, indicators and questions.
+
+A scenario is one way Russia may retaliate. Its resolution rule says which coded events count as
+the scenario happening; its indicators are precursor events that move the shared escalation level;
+its questions ask whether it happens by a deadline. A composite scenario (`union = [...]`) happens
+when any of its members does, and has no rule of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecast.errors import ScenarioSpecError
+from forecast.schema import Table, did_you_mean, read_toml
+
+_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_COUNTRY = re.compile(r"^[A-Z]{3}$")
+_CODE = re.compile(r"^\d{2,4}$")
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Coded events from any of `actor1` to any of `actor2` whose CAMEO code starts with one of
+    `codes` (the CAMEO hierarchy: "19" covers 190–196), reported by >= `min_sources` sources."""
+
+    actor1: tuple[str, ...]
+    actor2: tuple[str, ...]
+    codes: tuple[str, ...]
+    min_sources: int
+
+    def describe(self) -> str:
+        return (f"{'|'.join(self.actor1)} → {'|'.join(self.actor2)}, CAMEO "
+                f"{', '.join(self.codes)}, ≥{self.min_sources} source(s)")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """A precursor event series that loads on the shared escalation level."""
+
+    id: str
+    title: str
+    filter: EventFilter
+
+
+@dataclass(frozen=True)
+class Question:
+    """Will the scenario happen between `opened` and `deadline` (inclusive)?"""
+
+    id: str
+    scenario: str
+    opened: dt.date
+    deadline: dt.date
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    description: str
+    resolution: EventFilter | None
+    union: tuple[str, ...]
+    indicators: tuple[Indicator, ...]
+    questions: tuple[Question, ...]
+    file: Path
+
+
+_SCENARIO_KEYS = ("id", "title", "description", "resolution", "union", "indicators", "questions")
+_FILTER_KEYS = ("actor1", "actor2", "codes", "min_sources")
+_INDICATOR_KEYS = ("id", "title", *_FILTER_KEYS)
+_QUESTION_KEYS = ("id", "opened", "deadline")
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and validate one scenario file; raises `ScenarioSpecError` listing every problem."""
+    problems: list[str] = []
+    t = Table(read_toml(path, ScenarioSpecError), "", problems, _SCENARIO_KEYS)
+    ident, title, description = t.text("id"), t.text("title"), t.text("description")
+    if ident is not None and not _ID.match(ident):
+        t.problem("id", f"expected lower-case words joined by '-', got {ident!r}")
+        ident = None
+    if ident is not None and ident != path.stem:
+        t.problem("id", f"must match the file name '{path.stem}', got {ident!r}")
+    resolution: EventFilter | None = None
+    union: tuple[str, ...] = ()
+    if t.has("union") == t.has("resolution"):
+        t.problem("resolution", "give exactly one of resolution (a rule) or union (member ids)")
+    elif t.has("union"):
+        union = tuple(t.strings("union") or ())
+    else:
+        rule = t.table("resolution", _FILTER_KEYS)
+        resolution = _read_filter(rule) if rule else None
+    indicators = []
+    for it in t.tables("indicators", _INDICATOR_KEYS, required=False):
+        ind_id, ind_title, flt = it.text("id"), it.text("title"), _read_filter(it)
+        if ind_id and ind_title and flt:
+            indicators.append(Indicator(ind_id, ind_title, flt))
+    questions = []
+    for qt in t.tables("questions", _QUESTION_KEYS):
+        opened, deadline = qt.date("opened"), qt.date("deadline")
+        if opened and deadline and deadline <= opened:
+            qt.problem("deadline", f"must be after opened ({opened}), got {deadline}")
+            continue
+        q_id = qt.text("id", required=False) or (deadline and f"{ident}-by-{deadline.isoformat()}")
+        if ident and opened and deadline and q_id:
+            questions.append(Question(q_id, ident, opened, deadline))
+    if problems:
+        raise ScenarioSpecError(path, problems)
+    return Scenario(ident, title, description, resolution, union, tuple(indicators),  # type: ignore[arg-type]
+                    tuple(questions), path)
+
+
+def _read_filter(t: Table) -> EventFilter | None:
+    lists: dict[str, list[str] | None] = {}
+    for key, pattern, expected in (("actor1", _COUNTRY, "CAMEO country codes like 'RUS'"),
+                                   ("actor2", _COUNTRY, "CAMEO country codes like 'RUS'"),
+                                   ("codes", _CODE, "CAMEO event codes of 2–4 digits")):
+        values = t.strings(key)
+        if values is not None and (not values or not all(pattern.match(v) for v in values)):
+            t.problem(key, f"expected a non-empty list of {expected}, got {values!r}")
+            values = None
+        lists[key] = values
+    min_sources = t.get("min_sources", int, what="an integer >= 1")
+    if min_sources is not None and min_sources < 1:
+        t.problem("min_sources", f"expected an integer >= 1, got {min_sources}")
+        min_sources = None
+    actor1, actor2, codes = lists["actor1"], lists["actor2"], lists["codes"]
+    if actor1 is None or actor2 is None or codes is None or min_sources is None:
+        return None
+    return EventFilter(tuple(actor1), tuple(actor2), tuple(codes), min_sources)
+
+
+def load_scenarios(directory: Path) -> dict[str, Scenario]:
+    """All scenario files of a directory, by id, with cross-file checks.
+
+    Raises
+    ------
+    ScenarioSpecError
+        For the first malformed file, or for a union naming an unknown scenario, an indicator id
+        used with two different filters, or a question id used twice.
+    """
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        raise ScenarioSpecError(directory, ["no scenario files (*.toml)"])
+    scenarios = {s.id: s for s in map(load_scenario, files)}
+    indicators: dict[str, Indicator] = {}
+    questions: dict[str, Question] = {}
+    for s in scenarios.values():
+        problems = [f"union: unknown scenario '{m}'" + did_you_mean(m, scenarios)
+                    for m in s.union if m not in scenarios or scenarios[m].union]
+        for ind in s.indicators:
+            if indicators.setdefault(ind.id, ind) != ind:
+                problems.append(f"indicators: '{ind.id}' is defined differently in "
+                                f"{scenarios[_owner(scenarios, ind.id)].file.name}")
+        for q in s.questions:
+            if q.id in questions:
+                problems.append(f"questions: id '{q.id}' is used twice")
+            questions[q.id] = q
+        if problems:
+            raise ScenarioSpecError(s.file, problems)
+    return scenarios
+
+
+def _owner(scenarios: dict[str, Scenario], indicator: str) -> str:
+    return next(s.id for s in scenarios.values() if any(i.id == indicator for i in s.indicators))
+
+
+def all_indicators(scenarios: dict[str, Scenario]) -> dict[str, Indicator]:
+    """Every distinct indicator of the scenario set, by id (the model's indicator dimension)."""
+    return {i.id: i for s in scenarios.values() for i in s.indicators}

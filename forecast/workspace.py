@@ -1,0 +1,175 @@
+"""The workspace: one folder holding a forecaster's priors, event store, posteriors and history.
+
+Layout::
+
+    forecast.toml      configuration (written last by `init`: its presence marks a workspace)
+    priors/            the claims and scenarios in use (a copy of the bundled ones, to edit)
+    store.duckdb       events and forecast history
+    posteriors/        fitted posteriors (ArviZ DataTree, NetCDF)
+    .lock              the write lock
+
+Every file is written atomically (temporary file in the same folder, then rename). Commands that
+write hold the workspace lock; a second writer waits `lock_timeout` seconds, then is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.resources
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import filelock
+
+from forecast.errors import ConfigError, WorkspaceBusyError, WorkspaceError
+from forecast.schema import Table, read_toml
+
+CONFIG_FILE = "forecast.toml"
+DEFAULT_REGION = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
+DEFAULT_LOCK_TIMEOUT = 30.0
+_CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The `[workspace]` table of forecast.toml."""
+
+    created: dt.date
+    example: bool
+    priors: str
+    region: tuple[str, ...]
+    lock_timeout: float
+
+    def to_toml(self) -> str:
+        region = ", ".join(f'"{r}"' for r in self.region)
+        return (
+            "# A forecast workspace (see the README). Edit the priors in the folder named below,\n"
+            "# then run `forecast priors check`.\n"
+            "[workspace]\n"
+            "version = 1\n"
+            f"created = {self.created.isoformat()}\n"
+            f"example = {'true' if self.example else 'false'}  # simulated example data\n"
+            f'priors = "{self.priors}"  # folder inside the workspace\n'
+            f"region = [{region}]  # CAMEO codes of the region's actors\n"
+            f"lock_timeout = {self.lock_timeout:g}  # seconds a second writer waits\n"
+        )
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: Config
+
+    @property
+    def priors_dir(self) -> Path:
+        return self.root / self.config.priors
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / "store.duckdb"
+
+    @property
+    def posteriors_dir(self) -> Path:
+        return self.root / "posteriors"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the workspace's write lock, waiting at most `lock_timeout` seconds for it."""
+        lock = filelock.FileLock(self.root / ".lock", timeout=self.config.lock_timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise WorkspaceBusyError(
+                f"workspace {self.root} is busy: another forecast command is writing to it "
+                f"(waited {self.config.lock_timeout:g} s); try again when it has finished"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def open_workspace(root: Path) -> Workspace:
+    """Open an existing workspace; raises `WorkspaceError` saying how to create a missing one."""
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        raise WorkspaceError(
+            f"no workspace at {root}: create one with `forecast init {root}` "
+            "(or choose another with --workspace DIR / FORECAST_WORKSPACE)"
+        )
+    return Workspace(root, _read_config(config_path, root))
+
+
+def _read_config(path: Path, root: Path) -> Config:
+    problems: list[str] = []
+    top = Table(read_toml(path, ConfigError), "", problems, ("workspace",))
+    t = top.table("workspace", _CONFIG_KEYS)
+    if t is None:
+        raise ConfigError(path, problems)
+    version = t.get("version", int, what="the integer 1")
+    if version is not None and version != 1:
+        t.problem("version", f"expected 1 (the only version this toolkit reads), got {version}")
+    created, example = t.date("created"), t.get("example", bool, what="true or false")
+    priors = t.text("priors")
+    if priors is not None and not _inside(root, root / priors):
+        t.problem("priors", f"must be a folder inside the workspace, got {priors!r}")
+    region = t.strings("region")
+    if region is not None and not all(len(r) == 3 and r.isalpha() and r.isupper() for r in region):
+        t.problem("region", f"expected CAMEO country codes like 'RUS', got {region!r}")
+    timeout = t.number("lock_timeout", required=False)
+    if timeout is not None and timeout < 0:
+        t.problem("lock_timeout", f"expected a number of seconds >= 0, got {timeout:g}")
+    if problems:
+        raise ConfigError(path, problems)
+    return Config(created, example, priors, tuple(region),  # type: ignore[arg-type]
+                  DEFAULT_LOCK_TIMEOUT if timeout is None else timeout)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def bundled_priors() -> Path:
+    """The claims and scenarios shipped with the toolkit (the `priors` package's folder)."""
+    return Path(str(importlib.resources.files("priors")))
+
+
+def init_workspace(root: Path, *, example: bool = False,
+                   region: tuple[str, ...] = DEFAULT_REGION) -> Workspace:
+    """Create a workspace at `root` with a copy of the bundled priors.
+
+    Raises `WorkspaceError` if `root` already is a workspace. forecast.toml is written last, so an
+    interrupted init leaves no workspace and can simply be run again.
+    """
+    if (root / CONFIG_FILE).exists():
+        raise WorkspaceError(f"{root} is already a workspace ({CONFIG_FILE} exists)")
+    if root.exists() and not root.is_dir():
+        raise WorkspaceError(f"cannot create a workspace at {root}: it is a file")
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(bundled_priors(), root / "priors", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    (root / "posteriors").mkdir(exist_ok=True)
+    config = Config(dt.date.today(), example, "priors", region, DEFAULT_LOCK_TIMEOUT)
+    atomic_write(root / CONFIG_FILE, config.to_toml())
+    return Workspace(root, config)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""Bundled claim and scenario specs (data); `forecast init` copies them into a workspace."""

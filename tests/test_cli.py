@@ -1,0 +1,156 @@
+import json
+import shlex
+
+import click
+import pytest
+
+from cli import main
+from tests.conftest import ROOT
+
+DESIGN_COMMANDS = {"init", "priors", "events", "update", "show", "history", "explain", "resolve",
+                   "report", "submit", "score", "backtest"}
+
+
+def _run(runner, workspace, *args, env=None):
+    return runner.invoke(main, ["--workspace", str(workspace.root), *args], env=env)
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_help_lists_every_command_group_of_the_design(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    listed = {line.split()[0] for line in result.output.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert listed == DESIGN_COMMANDS
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands(main)], ids=" ".join)
+def test_every_command_has_help(runner, path):
+    result = runner.invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert main.commands[path[0]].help or main.commands[path[0]].short_help
+
+
+@pytest.mark.parametrize("name", ["update", "show", "report", "submit", "backtest"])
+def test_unfinished_commands_say_so_without_crashing(runner, workspace, name):
+    result = _run(runner, workspace, name, "--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: `forecast {name}` is not available yet (issue #")
+    assert result.stderr.count("\n") == 1
+
+
+def test_missing_workspace_is_one_line_and_says_how_to_create_one(runner, tmp_path):
+    result = runner.invoke(main, ["--workspace", str(tmp_path / "none"), "priors", "check"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no workspace at {tmp_path / 'none'}: create one with "
+                             f"`forecast init {tmp_path / 'none'}` (or choose another with "
+                             "--workspace DIR / FORECAST_WORKSPACE)\n")
+
+
+def test_init_then_check_through_the_environment_variable(runner, tmp_path):
+    env = {"FORECAST_WORKSPACE": str(tmp_path / "ws")}
+    created = runner.invoke(main, ["init"], env=env)
+    assert created.exit_code == 0, created.output
+    assert f"Created workspace {tmp_path / 'ws'}" in created.stdout
+    checked = runner.invoke(main, ["priors", "check"], env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "11 claims on 7 scenarios; 0 conflict(s)." in checked.stdout
+    again = runner.invoke(main, ["init"], env=env)
+    assert again.exit_code == 1
+    assert again.stderr == (f"Error: {tmp_path / 'ws'} is already a workspace "
+                            "(forecast.toml exists)\n")
+
+
+def test_priors_check_json_has_each_claims_range_and_constraint(runner, workspace):
+    result = _run(runner, workspace, "priors", "check", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["conflicts"] == []
+    by_id = {c["id"]: c for c in data["claims"]}
+    c = by_id["no-direct-strike"]
+    assert (c["scenario"], c["horizon"], c["stated"], c["stated_range"], c["rating"]) == (
+        "direct-military-action", "24 months", "very unlikely", [0.05, 0.2], "C3")
+    low, high = c["constraint"]["interval"]
+    assert low < c["constraint"]["mean"] < high
+
+
+def test_priors_check_flags_conflicts_with_exit_1(runner, workspace):
+    path = workspace.priors_dir / "claims" / "allies-to-adversaries.toml"
+    path.write_text(path.read_text().replace('term = "almost certain"', 'term = "very unlikely"'))
+    result = _run(runner, workspace, "priors", "check")
+    assert result.exit_code == 1
+    assert ("conflict: 'hybrid-will-act' says P(hybrid-retaliation within 24 months) >= 80%, but "
+            "'retaliation-eventually' says P(any-retaliation eventually) <= 20%, which contains it"
+            ) in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: 3 pair(s) of claims contradict")
+
+
+@pytest.mark.parametrize(("old", "new", "problem"), [
+    ('horizon = "4 weeks"', 'horizon = "soon"',
+     "claims[1].horizon: expected a duration like '3 months', '4 weeks' or 'ever', got 'soon'"),
+    ('term = "unlikely"', 'term = "improbable-ish"', "claims[1].term: unknown term"),
+    ("credibility = 3", "credibilty = 3", "claims[0].credibilty: unknown key (did you mean "
+     "'credibility'?)"),
+    ('term = "very unlikely"', "probability = 1.2",
+     "claims[2].probability: expected a probability strictly between 0 and 1, got 1.2"),
+    ("[source]", "[source", "invalid TOML: "),
+])
+def test_a_malformed_claims_file_is_one_line_naming_file_and_key(runner, workspace, old, new,
+                                                                 problem):
+    path = workspace.priors_dir / "claims" / "allies-to-adversaries.toml"
+    path.write_text(path.read_text().replace(old, new, 1))
+    result = _run(runner, workspace, "priors", "check")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: {problem}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_priors_show_a_scenario(runner, workspace):
+    result = _run(runner, workspace, "priors", "show", "direct-military-action", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["resolution"]["actor1"] == ["RUS"]
+    assert [q["question"] for q in data["questions"]] == [
+        "direct-military-action-by-2026-12-31", "direct-military-action-by-2027-12-31"]
+    assert [c["id"] for c in data["claims"]] == ["no-direct-strike"]
+    text = _run(runner, workspace, "priors", "show", "any-retaliation")
+    assert "Resolves YES when any of these does: hybrid-retaliation" in text.stdout
+
+
+def test_priors_show_an_unknown_scenario_is_bad_usage(runner, workspace):
+    result = _run(runner, workspace, "priors", "show", "hybrid-retalation")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for SCENARIO: unknown scenario 'hybrid-retalation' (did you " \
+        "mean 'hybrid-retaliation'?)" in result.stderr
+
+
+def test_the_readmes_tour_runs(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readme = (ROOT / "README.md").read_text()
+    tour = readme.split("## A tour of the commands")[1].split("```sh")[1].split("```")[0]
+    env: dict[str, str] = {}
+    ran = 0
+    for line in tour.splitlines():
+        command = line.split("#")[0].strip()
+        if command.startswith("export "):
+            key, value = command.removeprefix("export ").split("=")
+            env[key] = value
+        elif command:
+            args = shlex.split(command)
+            assert args[0] == "forecast"
+            result = runner.invoke(main, args[1:], env=env)
+            assert result.exit_code == 0, (command, result.output)
+            ran += 1
+    assert ran >= 4
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test      #" in readme and "make example   #" in readme
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"

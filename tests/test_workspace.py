@@ -1,0 +1,82 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from forecast.errors import ConfigError, WorkspaceBusyError, WorkspaceError
+from forecast.workspace import CONFIG_FILE, atomic_write, init_workspace, open_workspace
+
+
+def test_init_copies_the_priors_and_writes_a_readable_config(tmp_path):
+    ws = init_workspace(tmp_path / "ws", example=True)
+    again = open_workspace(tmp_path / "ws")
+    assert again.config == ws.config
+    assert ws.config.example and ws.config.region == ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
+    assert (ws.priors_dir / "claims" / "allies-to-adversaries.toml").is_file()
+    assert (ws.priors_dir / "source" / "allies-to-adversaries.txt").is_file()
+    assert not (ws.priors_dir / "__init__.py").exists()
+    assert ws.posteriors_dir.is_dir()
+
+
+def test_init_refuses_an_existing_workspace(workspace):
+    with pytest.raises(WorkspaceError, match="is already a workspace"):
+        init_workspace(workspace.root)
+
+
+def test_a_missing_workspace_says_how_to_create_one(tmp_path):
+    with pytest.raises(WorkspaceError) as err:
+        open_workspace(tmp_path / "nope")
+    assert str(err.value) == (f"no workspace at {tmp_path / 'nope'}: create one with "
+                              f"`forecast init {tmp_path / 'nope'}` (or choose another with "
+                              "--workspace DIR / FORECAST_WORKSPACE)")
+
+
+@pytest.mark.parametrize(("line", "value", "problem"), [
+    ("lock_timeout", '"soon"', "workspace.lock_timeout: expected a number, got 'soon'"),
+    ("example", "1", "workspace.example: expected true or false, got 1"),
+    ("priors", '"../../etc"', "workspace.priors: must be a folder inside the workspace, "
+     "got '../../etc'"),
+    ("region", '["Russia"]', "workspace.region: expected CAMEO country codes like 'RUS', "
+     "got ['Russia']"),
+    ("version", "2", "workspace.version: expected 1 (the only version this toolkit reads), got 2"),
+])
+def test_config_errors_name_the_key(workspace, line, value, problem):
+    path = workspace.root / CONFIG_FILE
+    text = "\n".join(f"{line} = {value}" if row.startswith(f"{line} =") else row
+                     for row in path.read_text().splitlines())
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        open_workspace(workspace.root)
+    assert str(err.value) == f"{path}: {problem}"
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "f.txt"
+    atomic_write(target, "old")
+    atomic_write(target, b"new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_a_second_writer_waits_then_is_refused(workspace):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from forecast.workspace import open_workspace
+            with open_workspace(Path({str(workspace.root)!r})).lock():
+                print("locked", flush=True)
+                sys.stdin.readline()
+            """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        config = workspace.config.__class__(**{**vars(workspace.config), "lock_timeout": 0.2})
+        busy = workspace.__class__(workspace.root, config)
+        with pytest.raises(WorkspaceBusyError, match=r"is busy: .*\(waited 0\.2 s\)"), busy.lock():
+            pass
+    finally:
+        holder.communicate("\n", timeout=10)
+    with workspace.lock():  # released when the holder finished
+        pass
