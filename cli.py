@@ -38,6 +38,22 @@ def output_options(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(f)
 
 
+def sampler_options(f: Callable) -> Callable:
+    from forecast.fit import SamplerConfig
+
+    defaults = SamplerConfig()
+    for name, help_text in reversed((("draws", "Posterior draws per chain."),
+                                     ("tune", "Tuning draws per chain."),
+                                     ("chains", "Chains (run in parallel)."),
+                                     ("seed", "Random seed: same inputs and seed, same numbers."))):
+        f = click.option(f"--{name}", type=click.IntRange(min=1 if name != "seed" else 0),
+                         default=getattr(defaults, name), show_default=True, help=help_text)(f)
+    return f
+
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
 def _workspace(ctx: click.Context):  # -> forecast.workspace.Workspace
     from forecast.workspace import open_workspace
 
@@ -62,7 +78,7 @@ def main(ctx: click.Context, workspace: Path) -> None:
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=True, path_type=Path))
 @click.option("--example", is_flag=True,
-              help="Load the bundled example events (the document's own events).")
+              help="Load the example events: the document's own, and a simulated 2024–2026 world.")
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     """Create a workspace (default: the --workspace folder) with a copy of the bundled priors."""
@@ -72,9 +88,15 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     ws = init_workspace(root, example=example)
     click.echo(f"Created workspace {ws.root} (priors in {ws.priors_dir}).")
     if example:
-        click.echo("Example events are not available yet (issue #3); the workspace has the "
-                   "bundled priors only.", err=True)
-    click.echo(f"Next: forecast --workspace {ws.root} priors check")
+        from forecast.example import EXAMPLE_AS_OF, load_example
+
+        with ws.lock():
+            for result in load_example(ws):
+                click.echo(_import_line(result))
+        click.echo("The example events are SIMULATED, except the document's own events.")
+        click.echo(f"Next: forecast --workspace {ws.root} update --as-of {EXAMPLE_AS_OF}")
+    else:
+        click.echo(f"Next: forecast --workspace {ws.root} events import FILE...")
 
 
 # --- priors -----------------------------------------------------------------------------------
@@ -111,24 +133,45 @@ def _constraint_lines(c) -> list[str]:
 
 
 @priors.command("check")
+@click.option("--model/--no-model", default=True, show_default=True,
+              help="Also sample the model's prior given the claims (cached per priors version).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the check as a PNG (needs --model).")
 @output_options
 @click.pass_context
-def priors_check(ctx: click.Context, as_json: bool) -> None:
-    """Each claim's stated range and its Beta constraint; flags claims that contradict each other.
+def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bool) -> None:
+    """Each claim's stated range, its Beta constraint and the model's prior probability; flags
+    claims that contradict each other.
 
     Exits with status 1 when there are conflicts.
     """
     from forecast.priors import load_priors
 
-    p = load_priors(_workspace(ctx).priors_dir)
+    ws = _workspace(ctx)
+    p = load_priors(ws.priors_dir)
     constraints, conflicts = p.constraints(), p.conflicts()
+    predictive = _prior_predictive(ws, p) if model and not conflicts else None
+    if plot is not None and predictive is not None:
+        from forecast.prior_check import plot_prior_check
+
+        plot_prior_check(p, predictive, plot)
     if as_json:
-        emit_json({"claims": [_constraint_json(c) for c in constraints],
+        claims = [_constraint_json(c) for c in constraints]
+        for claim, pred in zip(claims, predictive or [], strict=False):
+            claim["model_prior"] = {k: pred[k] for k in ("mean", "interval", "consistent")}
+        emit_json({"claims": claims,
+                   "model_diagnostics": predictive[0]["diagnostics"] if predictive else None,
                    "conflicts": [{"narrower": c.narrower.id, "wider": c.wider.id,
                                   "message": str(c)} for c in conflicts]})
     else:
-        for c in constraints:
+        for i, c in enumerate(constraints):
             click.echo("\n".join(_constraint_lines(c)))
+            if predictive:
+                pred = predictive[i]
+                low, high = pred["interval"]
+                flag = "" if pred["consistent"] else "  <- the stated range is outside it"
+                click.echo(f"    model prior {pred['mean']:.0%}, 90% in {low:.0%}–{high:.0%}"
+                           f"{flag}")
         click.echo(f"\n{len(constraints)} claims on {len({c.claim.scenario for c in constraints})}"
                    f" scenarios; {len(conflicts)} conflict(s).")
     for conflict in conflicts:
@@ -138,6 +181,23 @@ def priors_check(ctx: click.Context, as_json: bool) -> None:
                                    f"(listed above); fix them in {p.directory}")
 
 
+def _prior_predictive(ws, p) -> list[dict]:
+    """The model's prior predictive of the claims, cached by priors and code version."""
+    from forecast.update import code_version
+    from forecast.workspace import atomic_write
+
+    cache = ws.posteriors_dir / f"prior-check-{p.digest()[:16]}-{code_version()}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from forecast.prior_check import prior_predictive
+
+    click.echo("Sampling the model's prior given the claims (cached afterwards)...", err=True)
+    predictive = prior_predictive(p)
+    ws.posteriors_dir.mkdir(exist_ok=True)
+    atomic_write(cache, json.dumps(predictive))
+    return predictive
+
+
 @priors.command("show")
 @click.argument("scenario")
 @output_options
@@ -145,14 +205,10 @@ def priors_check(ctx: click.Context, as_json: bool) -> None:
 def priors_show(ctx: click.Context, scenario: str, as_json: bool) -> None:
     """A scenario's resolution rule, indicators, questions and claims."""
     from forecast.priors import load_priors
-    from forecast.schema import did_you_mean
 
-    p = load_priors(_workspace(ctx).priors_dir)
-    if scenario not in p.scenarios:
-        raise click.BadParameter(f"unknown scenario '{scenario}'"
-                                 + did_you_mean(scenario, p.scenarios)
-                                 + "; known: " + ", ".join(p.scenarios), param_hint="SCENARIO")
-    s = p.scenarios[scenario]
+    ws = _workspace(ctx)
+    s = _scenario(ws, scenario, "SCENARIO")
+    p = load_priors(ws.priors_dir)
     constraints = [c for c in p.constraints() if c.claim.scenario == scenario]
     if as_json:
         emit_json({
@@ -178,6 +234,290 @@ def priors_show(ctx: click.Context, scenario: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+# --- events -----------------------------------------------------------------------------------
+
+def _import_line(r: dict[str, Any]) -> str:
+    return (f"{r['file']} ({r['format']}): read {r['read']}, imported {r['imported']}, "
+            f"duplicate {r['duplicate']}, outside region {r['outside_region']}, "
+            f"rejected {r['rejected']}")
+
+
+@main.group()
+def events() -> None:
+    """Coded events: import feeds (GDELT, ICEWS, ACLED, hand-coded), list them, count them."""
+
+
+@events.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "gdelt1", "gdelt2", "icews", "acled", "native"]),
+              help="The files' format; auto detects it from the content.")
+@output_options
+@click.pass_context
+def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json: bool) -> None:
+    """Import event files into the store (plain, .gz or .zip), keeping the region's events.
+
+    Prints read / imported / duplicate / outside-region / rejected counts per file; rejected
+    rows are listed on stderr with their line and reason.
+    """
+    from forecast.events import import_events
+    from forecast.store import open_store
+
+    ws = _workspace(ctx)
+    results = []
+    with ws.lock():
+        con = open_store(ws.store_path)
+        try:
+            for path in files:
+                result = import_events(con, path, fmt=fmt, region=ws.config.region)  # type: ignore[arg-type]
+                for rejection in result.rejections[:20]:
+                    click.echo(f"{path}:{rejection.line}: rejected: {rejection.reason}", err=True)
+                if len(result.rejections) > 20:
+                    click.echo(f"{path}: ... and {len(result.rejections) - 20} more rejected rows",
+                               err=True)
+                if fmt == "auto" and not as_json:
+                    click.echo(f"{path}: detected format {result.format}", err=True)
+                results.append(result.as_dict())
+        finally:
+            con.close()
+    if as_json:
+        emit_json(results if len(results) > 1 else results[0])
+    else:
+        click.echo("\n".join(_import_line(r) for r in results))
+
+
+@events.command("list")
+@click.option("--since", type=DATE, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--until", type=DATE, help="Last day (YYYY-MM-DD), inclusive.")
+@click.option("--scenario", help="Only events that meet this scenario's resolution rule.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@output_options
+@click.pass_context
+def events_list(ctx: click.Context, since, until, scenario: str | None, limit: int,
+                as_json: bool) -> None:
+    """Stored events, by date."""
+    from forecast.events import list_events
+    from forecast.store import open_store
+
+    ws = _workspace(ctx)
+    flt: dict[str, Any] = {}
+    if scenario is not None:
+        rule = _scenario(ws, scenario).resolution
+        if rule is None:
+            raise click.BadParameter(f"'{scenario}' is a union; list its members' events",
+                                     param_hint="--scenario")
+        flt = {"actor1": rule.actor1, "actor2": rule.actor2, "codes": rule.codes,
+               "min_sources": rule.min_sources}
+    con = open_store(ws.store_path, read_only=True)
+    try:
+        rows = list_events(con, since=since and since.date(), until=until and until.date(),
+                           limit=limit, **flt)
+    finally:
+        con.close()
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['date']}  {r['actor1'] or '---'}→{r['actor2'] or '---'}  "
+                   f"{r['event_code']:<5} sources {r['num_sources']:<3} {r['source_url'] or ''}")
+    click.echo(f"{len(rows)} event(s){' (limit reached)' if len(rows) == limit else ''}",
+               err=True)
+
+
+@events.command("stats")
+@output_options
+@click.pass_context
+def events_stats(ctx: click.Context, as_json: bool) -> None:
+    """Counts of stored events by week, actor pair and indicator."""
+    from forecast.events import event_stats
+    from forecast.priors import load_priors
+    from forecast.scenarios import all_indicators
+    from forecast.store import open_store
+
+    ws = _workspace(ctx)
+    indicators = all_indicators(load_priors(ws.priors_dir).scenarios)
+    con = open_store(ws.store_path, read_only=True)
+    try:
+        stats = event_stats(con)
+        stats["by_indicator"] = _indicator_counts(con, indicators)
+    finally:
+        con.close()
+    if as_json:
+        emit_json(stats)
+        return
+    click.echo(f"{stats['events']} events from {stats['source_rows']} source rows")
+    click.echo("\nBy week (last 12):")
+    for w in stats["by_week"][-12:]:
+        click.echo(f"  {w['week']}  {w['events']}")
+    click.echo("\nBy actor pair (top 10):")
+    for p in stats["by_actor_pair"][:10]:
+        click.echo(f"  {p['actor1'] or '---'}→{p['actor2'] or '---'}  {p['events']}")
+    click.echo("\nBy indicator:")
+    for ident, n in stats["by_indicator"].items():
+        click.echo(f"  {ident}  {n}")
+
+
+def _indicator_counts(con, indicators) -> dict[str, int]:
+    from forecast.events import filter_sql
+
+    counts = {}
+    for ident, ind in indicators.items():
+        where, params = filter_sql(ind.filter.actor1, ind.filter.actor2, ind.filter.codes,
+                                   ind.filter.min_sources)
+        counts[ident] = con.execute(f"SELECT count(*) FROM events WHERE {where}",
+                                    params).fetchone()[0]
+    return counts
+
+
+def _scenario(ws, scenario: str, param_hint: str = "--scenario"):
+    from forecast.priors import load_priors
+    from forecast.schema import did_you_mean
+
+    scenarios = load_priors(ws.priors_dir).scenarios
+    if scenario not in scenarios:
+        raise click.BadParameter(f"unknown scenario '{scenario}'"
+                                 + did_you_mean(scenario, scenarios)
+                                 + "; known: " + ", ".join(scenarios), param_hint=param_hint)
+    return scenarios[scenario]
+
+
+# --- update, show, history -------------------------------------------------------------------
+
+def _forecast_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'question':<42} {'P(yes)':>7}  {'90% interval':<15} status"]
+    for r in rows:
+        low, high = r["interval"]
+        lines.append(f"{r['question']:<42} {r['probability']:>7.1%}  "
+                     f"{low:>6.1%}–{high:<8.1%} {r['status']}")
+    return lines
+
+
+def _run_header(r: dict[str, Any]) -> str:
+    d = r["diagnostics"]
+    text = (f"as of {r['as_of']} (seed {r['seed']}; R-hat max {d['r_hat_max']:.3f}, "
+            f"bulk ESS min {d['ess_bulk_min']:.0f}, divergences {d['divergences']})")
+    if r["simulated"]:
+        text += "\nSIMULATED example data"
+    if not d["converged"]:
+        text += "\nWARNING: published with --allow-unconverged: the fit did NOT converge"
+    return text
+
+
+@main.command()
+@click.option("--as-of", "as_of", type=DATE, help="Fit with events up to this day [today].")
+@sampler_options
+@click.option("--allow-unconverged", is_flag=True,
+              help="Record the forecasts even if the fit fails the diagnostics gate (marked).")
+@output_options
+@click.pass_context
+def update(ctx: click.Context, as_of, draws: int, tune: int, chains: int, seed: int,
+           allow_unconverged: bool, as_json: bool) -> None:
+    """Fit the model with the events up to a date and record every question's forecast.
+
+    The fit must pass the gate (R-hat <= 1.01, bulk ESS >= 400, no divergences). With no new data
+    and unchanged priors, the stored result is reused instead of sampling again.
+    """
+    import datetime as dt
+
+    from forecast.fit import SamplerConfig
+    from forecast.update import run_update
+
+    ws = _workspace(ctx)
+    day = as_of.date() if as_of else dt.date.today()
+    sampler = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed)
+    progress = None if as_json else _progress_bar()
+    result = run_update(ws, as_of=day, sampler=sampler, allow_unconverged=allow_unconverged,
+                        progress=progress)
+    if progress is not None:
+        click.echo("", err=True)
+    if as_json:
+        emit_json({"reused": result.reused, "forecasts": result.forecasts})
+        return
+    if result.reused:
+        click.echo("No new data and unchanged priors: reused the stored fit.", err=True)
+    click.echo(_run_header(result.forecasts[0]))
+    click.echo("\n".join(_forecast_lines(result.forecasts)))
+
+
+def _progress_bar():
+    """One bar on stderr, redrawn in place; nothing when stderr is not a terminal."""
+    import threading
+
+    if not sys.stderr.isatty():
+        return None
+    lock = threading.Lock()
+
+    def show(done: int, total: int, divergences: int) -> None:
+        filled = 30 * done // max(total, 1)
+        with lock:
+            click.echo(f"\rsampling [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} draws, "
+                       f"{divergences} divergence(s)", nl=False, err=True)
+
+    return show
+
+
+@main.command()
+@output_options
+@click.pass_context
+def show(ctx: click.Context, as_json: bool) -> None:
+    """The latest probability of every question, with its 90% interval."""
+    rows = _history_rows(ctx)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        raise NotAvailableError("no forecasts yet: run `forecast update` first")
+    click.echo(_run_header(rows[0]))
+    click.echo("\n".join(_forecast_lines(rows)))
+
+
+@main.command()
+@click.argument("question", required=False)
+@output_options
+@click.pass_context
+def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
+    """Every recorded update of a question (or of every question)."""
+    rows = _history_rows(ctx, question=question, every=True)
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        what = f" for '{question}'" if question else ""
+        raise NotAvailableError(f"no forecasts recorded{what}: run `forecast update` first")
+    for r in rows:
+        low, high = r["interval"]
+        flag = "" if r["diagnostics"]["converged"] else "  UNCONVERGED"
+        click.echo(f"{r['as_of']}  {r['question']:<42} {r['probability']:>7.1%}  "
+                   f"{low:>6.1%}–{high:<8.1%} {r['status']}{flag}")
+
+
+def _history_rows(ctx: click.Context, *, question: str | None = None,
+                  every: bool = False) -> list[dict[str, Any]]:
+    from forecast import history as hist
+    from forecast.store import open_store
+
+    ws = _workspace(ctx)
+    if not ws.store_path.exists():
+        return []
+    con = open_store(ws.store_path, read_only=True)
+    try:
+        if every and question is None:
+            ids = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at")
+                   .fetchall()] if _has_runs(con) else []
+            return [row for run_id in ids for row in hist.question_rows(con, run_id=run_id)]
+        if not _has_runs(con):
+            return []
+        return hist.question_rows(con, question=question)
+    finally:
+        con.close()
+
+
+def _has_runs(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
+                            "WHERE table_name = 'runs'").fetchone()[0])
+
+
 # --- commands of later issues -----------------------------------------------------------------
 
 def _not_yet(name: str, issue: int, help_text: str) -> None:
@@ -188,10 +528,6 @@ def _not_yet(name: str, issue: int, help_text: str) -> None:
 
 
 for _name, _issue, _help in (
-    ("events", 3, "Import coded events; list them; weekly counts"),
-    ("update", 4, "Fit the model with the events up to a date; record the forecasts"),
-    ("show", 4, "The latest probability of every question, with its interval"),
-    ("history", 4, "Every recorded update of a question"),
     ("explain", 5, "Why the forecast moved since the previous update"),
     ("report", 5, "Markdown + HTML + PNG probability report"),
     ("resolve", 6, "Resolve a question by hand: yes, no or annulled"),

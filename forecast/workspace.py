@@ -27,10 +27,10 @@ from pathlib import Path
 import filelock
 
 from forecast.errors import ConfigError, WorkspaceBusyError, WorkspaceError
+from forecast.events import DEFAULT_REGION
 from forecast.schema import Table, read_toml
 
 CONFIG_FILE = "forecast.toml"
-DEFAULT_REGION = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
 DEFAULT_LOCK_TIMEOUT = 30.0
 _CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout")
 

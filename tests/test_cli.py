@@ -1,5 +1,6 @@
 import json
 import shlex
+import shutil
 
 import click
 import pytest
@@ -37,7 +38,7 @@ def test_every_command_has_help(runner, path):
     assert main.commands[path[0]].help or main.commands[path[0]].short_help
 
 
-@pytest.mark.parametrize("name", ["update", "show", "report", "submit", "backtest"])
+@pytest.mark.parametrize("name", ["explain", "report", "submit", "score", "backtest"])
 def test_unfinished_commands_say_so_without_crashing(runner, workspace, name):
     result = _run(runner, workspace, name, "--json")
     assert result.exit_code == 1
@@ -58,7 +59,7 @@ def test_init_then_check_through_the_environment_variable(runner, tmp_path):
     created = runner.invoke(main, ["init"], env=env)
     assert created.exit_code == 0, created.output
     assert f"Created workspace {tmp_path / 'ws'}" in created.stdout
-    checked = runner.invoke(main, ["priors", "check"], env=env)
+    checked = runner.invoke(main, ["priors", "check", "--no-model"], env=env)
     assert checked.exit_code == 0, checked.output
     assert "11 claims on 7 scenarios; 0 conflict(s)." in checked.stdout
     again = runner.invoke(main, ["init"], env=env)
@@ -68,7 +69,7 @@ def test_init_then_check_through_the_environment_variable(runner, tmp_path):
 
 
 def test_priors_check_json_has_each_claims_range_and_constraint(runner, workspace):
-    result = _run(runner, workspace, "priors", "check", "--json")
+    result = _run(runner, workspace, "priors", "check", "--no-model", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["conflicts"] == []
@@ -132,6 +133,8 @@ def test_priors_show_an_unknown_scenario_is_bad_usage(runner, workspace):
 
 def test_the_readmes_tour_runs(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    shutil.copy(NATIVE, tmp_path / "tests" / "data")
     readme = (ROOT / "README.md").read_text()
     tour = readme.split("## A tour of the commands")[1].split("```sh")[1].split("```")[0]
     env: dict[str, str] = {}
@@ -154,3 +157,121 @@ def test_ci_runs_the_readmes_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test      #" in readme and "make example   #" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == "make test"
+
+
+NATIVE = ROOT / "tests" / "data" / "native-sample.csv"
+
+
+def test_events_import_prints_counts_that_add_up(runner, workspace):
+    result = _run(runner, workspace, "events", "import", str(NATIVE), "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["read"] == sum(counts[k] for k in ("imported", "duplicate", "outside_region",
+                                                     "rejected"))
+    assert counts["read"] == len(NATIVE.read_text().splitlines()) - 1
+    text = _run(runner, workspace, "events", "import", str(NATIVE))
+    assert text.exit_code == 0
+    assert text.stdout.startswith(f"{NATIVE} (native): read {counts['read']}, imported 0, ")
+    assert f"{NATIVE}: detected format native" in text.stderr
+    assert f"{NATIVE}:4: rejected: " in text.stderr
+
+
+def test_events_import_of_the_wrong_format_is_one_line_and_imports_nothing(runner, workspace):
+    result = _run(runner, workspace, "events", "import", "--format", "gdelt2", str(NATIVE))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {NATIVE}: expected ")
+    assert result.stderr.count("\n") == 1
+    stats = json.loads(_run(runner, workspace, "events", "stats", "--json").stdout)
+    assert stats["events"] == 0
+
+
+def test_events_list_and_stats(runner, workspace):
+    _run(runner, workspace, "events", "import", str(NATIVE))
+    listed = json.loads(_run(runner, workspace, "events", "list", "--scenario",
+                             "hybrid-retaliation", "--json").stdout)
+    assert [(e["date"], e["event_code"]) for e in listed] == [("2025-05-16", "163")]
+    since = json.loads(_run(runner, workspace, "events", "list", "--since", "2025-05-19",
+                            "--json").stdout)
+    assert {e["date"] for e in since} == {"2025-05-19"}
+    stats = json.loads(_run(runner, workspace, "events", "stats", "--json").stdout)
+    assert stats["by_indicator"]["rus-aze-sanction-threats"] == 0
+    bad = _run(runner, workspace, "events", "list", "--scenario", "hybrid")
+    assert bad.exit_code == 2 and "unknown scenario 'hybrid'" in bad.stderr
+
+
+def test_init_example_loads_the_documents_events_and_a_labelled_simulated_world(runner,
+                                                                                 tmp_path):
+    result = runner.invoke(main, ["--workspace", str(tmp_path / "ex"), "init", "--example"])
+    assert result.exit_code == 0, result.output
+    assert "SIMULATED" in result.stdout
+    lines = [line for line in result.stdout.splitlines() if "(native): read" in line]
+    assert len(lines) == 2 and all("rejected 0" in line for line in lines)
+    listed = json.loads(runner.invoke(main, ["--workspace", str(tmp_path / "ex"), "events",
+                                             "list", "--until", "2024-12-31", "--limit", "100000",
+                                             "--json"]).stdout)
+    document = [e for e in listed if "allies-to-adversaries" in (e["source_url"] or "")]
+    assert {e["event_code"] for e in document} == {"1663", "172", "174"}
+    simulated = [e for e in listed if e not in document]
+    assert simulated and all("simulated.invalid" in e["source_url"] for e in simulated)
+    truth = json.loads((tmp_path / "ex" / "examples" / "simulated-world-truth.json").read_text())
+    assert truth["note"].startswith("SIMULATED")
+
+
+@pytest.mark.slow
+def test_update_gate_refuses_a_starved_fit_and_allow_unconverged_marks_it(runner, tmp_path):
+    ws = ["--workspace", str(tmp_path / "ex")]
+    assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0
+    starved = [*ws, "update", "--as-of", "2026-11-22", "--draws", "20", "--tune", "20"]
+    refused = runner.invoke(main, starved)
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: the fit did not converge: ")
+    assert "worst parameter " in refused.stderr and refused.stderr.count("\n") == 1
+    assert json.loads(runner.invoke(main, [*ws, "show", "--json"]).stdout) == []
+
+    allowed = runner.invoke(main, [*starved, "--allow-unconverged", "--json"])
+    assert allowed.exit_code == 0, allowed.output
+    data = json.loads(allowed.stdout)
+    assert data["reused"] is False
+    rows = data["forecasts"]
+    assert {r["question"] for r in rows} >= {"proxy-strikes-by-2026-12-31",
+                                             "any-retaliation-by-2027-12-31"}
+    for r in rows:
+        assert set(r) >= {"question", "scenario", "deadline", "as_of", "probability", "interval",
+                          "diagnostics"}
+        assert set(r["diagnostics"]) == {"r_hat_max", "ess_bulk_min", "divergences", "converged"}
+        assert r["diagnostics"]["converged"] is False and r["allow_unconverged"] is True
+        assert r["simulated"] is True
+        low, high = r["interval"]
+        assert 0 <= low <= r["probability"] <= high <= 1
+
+    shown = runner.invoke(main, [*ws, "show"])
+    assert "WARNING: published with --allow-unconverged" in shown.stdout
+    assert "SIMULATED" in shown.stdout
+    assert json.loads(runner.invoke(main, [*ws, "show", "--json"]).stdout) == rows
+
+    again = runner.invoke(main, [*starved, "--allow-unconverged", "--json"])
+    assert json.loads(again.stdout) == {"reused": True, "forecasts": rows}
+    history = json.loads(runner.invoke(main, [*ws, "history", "proxy-strikes-by-2026-12-31",
+                                              "--json"]).stdout)
+    assert len(history) == 1 and history[0] == next(
+        r for r in rows if r["question"] == "proxy-strikes-by-2026-12-31")
+    posterior = tmp_path / "ex" / "posteriors" / f"{rows[0]['run_id']}.nc"
+    assert posterior.is_file()
+
+
+@pytest.mark.slow
+def test_priors_check_shows_the_models_prior_next_to_each_claim(runner, workspace, tmp_path):
+    png = tmp_path / "check.png"
+    result = _run(runner, workspace, "priors", "check", "--json", "--plot", str(png))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model_diagnostics"]["divergences"] == 0
+    for claim in data["claims"]:
+        low, high = claim["model_prior"]["interval"]
+        assert 0 <= low <= claim["model_prior"]["mean"] <= high <= 1
+    by_id = {c["id"]: c["model_prior"] for c in data["claims"]}
+    # the claims pull the model's prior where they point
+    assert by_id["no-direct-strike"]["mean"] < 0.3 < by_id["hybrid-will-act"]["mean"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cached = _run(runner, workspace, "priors", "check", "--json")
+    assert "Sampling" not in cached.stderr and json.loads(cached.stdout) == data

@@ -1,0 +1,886 @@
+"""Event importers (GDELT 1.0/2.0, ICEWS, ACLED, native CSV) and queries over the event store.
+
+Every format is mapped to one event record (see :mod:`forecast.store`): date, actor1 and actor2 as
+CAMEO three-letter country codes, CAMEO event code (a string: "042" keeps its zero), Goldstein
+value, number of sources, source URL, action location, GDELT's IsRootEvent, and the source row's
+file, line and original id.
+
+How a file is read
+------------------
+DuckDB reads the file as lines of text (one VARCHAR per physical line, gzip decompressed by DuckDB)
+and numbers them with ``row_number() OVER ()``, which DuckDB guarantees to follow the file's order.
+Line numbers are 1-based physical lines, split at line feeds only (a header is line 1). Each line
+is then tested, split and validated in the same streaming SQL statement, so memory stays flat
+whatever the file's size and nothing is loaded into Python. Only the lines that can concern the
+region reach a temporary table; the rest are counted.
+
+Rows are classified in this order; the counts always satisfy
+``read = imported + duplicate + outside_region + rejected`` with ``read`` the file's number of
+lines minus its header:
+
+1. *outside_region*: the raw line cannot concern the region: for GDELT, neither its 8th nor its
+   18th tab-separated field (Actor1CountryCode, Actor2CountryCode) is a region code; for native
+   CSV, it contains none of the codes; for ICEWS and ACLED, none of the region's country names.
+   This test runs on the raw line before it is split; it is what makes a GDELT import fast, and it
+   means that a malformed line that cannot concern the region is counted as outside the region,
+   not rejected. With ``region=None`` every line is validated.
+2. *rejected*, with line and reason: empty line, wrong number of columns, bad quoting, a date that
+   does not parse or lies outside 1979-01-01 .. today + 1 year, an actor code that is not three
+   capital letters, an event code that is not a CAMEO code (2-4 digits, root 01-20), a number of
+   sources that is not a positive integer, a Goldstein value outside [-10, 10], an ACLED event type
+   without a CAMEO equivalent.
+3. *outside_region*: neither actor's country is in the region. An event is in the region when
+   **either** actor is: "events among the region's actors" include those where the other side is
+   e.g. USA or UKR (a Russian strike in Ukraine, US sanctions on Iran).
+4. *imported* or *duplicate*: see :func:`forecast.store.add_events` (deduplication on date, actors,
+   code, location and URL; a source row already counted, identified by the SHA-256 of the file's
+   content and its line, counts as a duplicate and changes nothing).
+
+A file that is not of the declared format (most sampled lines with the wrong number of columns, a
+missing header, binary data, an empty file, or undetectable with ``fmt="auto"``) raises
+:class:`~forecast.errors.EventFormatError` with one line ``<file>: expected ..., found ...`` and
+imports nothing. A file with a few broken rows is imported with those rows rejected.
+
+Text that DuckDB cannot split reliably (carriage returns, bytes that are not UTF-8, the unit
+separator used as a non-delimiter) is first copied to a normalised temporary file: CRLF becomes
+LF, a lone CR and the unit separator become spaces, bad bytes become U+FFFD (so the row is kept or
+rejected on its merits). Zip archives (GDELT's ``*.export.CSV.zip``) are streamed to such a file
+too. The temporary file sits next to the store (not in a RAM-backed /tmp) and is deleted.
+
+Speed: DuckDB's guaranteed way to number rows in file order, ``row_number() OVER ()``, is a
+streaming operator that runs on one thread, so the read, the line test and the parsing of the kept
+lines run on one core, while a Python thread hashes the content (hashlib and DuckDB release the
+GIL). ``bench/import_bench.py`` measures it. Numbering lines in parallel would need a CSV reader
+that reports row numbers (DuckDB's does not take ``file_row_number``) or the file cut at line
+boundaries into pieces scanned side by side; insertion order into a table is not kept reliably by
+DuckDB 2.0 under parallel plans, so ``rowid`` cannot stand in for the line number.
+
+Beyond one machine, the same region filter runs as SQL where GDELT is hosted (e.g. BigQuery's
+``gdelt-bq.gdeltv2.events``: ``WHERE Actor1CountryCode IN (...) OR Actor2CountryCode IN (...)``);
+its result, exported as GDELT 2.0 rows, imports here like any export.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import duckdb
+
+from forecast import store
+from forecast.errors import EventFormatError
+
+DEFAULT_REGION: tuple[str, ...] = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
+
+Format = Literal["auto", "gdelt1", "gdelt2", "icews", "acled", "native"]
+FORMATS = ("gdelt1", "gdelt2", "icews", "acled", "native")
+
+#: Country names used by ICEWS (country columns) and ACLED (actor names, ``country``) mapped to
+#: CAMEO codes. A name not listed maps to NULL: such an actor is never in the region.
+COUNTRY_CODES: dict[str, str] = {
+    "Russia": "RUS",
+    "Russian Federation": "RUS",
+    "Azerbaijan": "AZE",
+    "Iran": "IRN",
+    "Islamic Republic of Iran": "IRN",
+    "Armenia": "ARM",
+    "Georgia": "GEO",
+    "Turkey": "TUR",
+    "Türkiye": "TUR",
+    "Turkiye": "TUR",
+    "Ukraine": "UKR",
+    "Belarus": "BLR",
+    "Moldova": "MDA",
+    "Kazakhstan": "KAZ",
+    "Turkmenistan": "TKM",
+    "Uzbekistan": "UZB",
+    "Kyrgyzstan": "KGZ",
+    "Tajikistan": "TJK",
+    "Afghanistan": "AFG",
+    "Pakistan": "PAK",
+    "India": "IND",
+    "China": "CHN",
+    "Syria": "SYR",
+    "Iraq": "IRQ",
+    "Israel": "ISR",
+    "Lebanon": "LBN",
+    "Saudi Arabia": "SAU",
+    "Qatar": "QAT",
+    "United Arab Emirates": "ARE",
+    "Egypt": "EGY",
+    "United States": "USA",
+    "United States of America": "USA",
+    "United Kingdom": "GBR",
+    "France": "FRA",
+    "Germany": "DEU",
+    "Poland": "POL",
+    "Greece": "GRC",
+    "Cyprus": "CYP",
+    "Bulgaria": "BGR",
+    "Estonia": "EST",
+    "Latvia": "LVA",
+    "Lithuania": "LTU",
+    "Finland": "FIN",
+    "Japan": "JPN",
+}
+
+#: ACLED (event_type, sub_event_type) -> CAMEO code, the nearest CAMEO event form. ACLED types
+#: missing here (Strategic developments: Change to group/activity, Headquarters or base
+#: established, Other) have no CAMEO equivalent and their rows are rejected with that reason.
+ACLED_CAMEO: dict[tuple[str, str], str] = {
+    ("Battles", "Armed clash"): "193",  # fight with small arms and light weapons
+    ("Battles", "Government regains territory"): "192",  # occupy territory
+    ("Battles", "Non-state actor overtakes territory"): "192",
+    ("Explosions/Remote violence", "Air/drone strike"): "195",  # employ aerial weapons
+    ("Explosions/Remote violence", "Shelling/artillery/missile attack"): "194",  # artillery
+    ("Explosions/Remote violence", "Remote explosive/landmine/IED"): "183",  # non-military bombing
+    ("Explosions/Remote violence", "Grenade"): "183",
+    ("Explosions/Remote violence", "Suicide bomb"): "1831",  # suicide bombing
+    ("Explosions/Remote violence", "Chemical weapon"): "2041",  # chemical/biological weapons
+    ("Violence against civilians", "Attack"): "180",  # unconventional violence
+    ("Violence against civilians", "Sexual violence"): "1821",  # sexually assault
+    ("Violence against civilians", "Abduction/forced disappearance"): "181",  # abduct
+    ("Protests", "Peaceful protest"): "141",  # demonstrate or rally
+    ("Protests", "Protest with intervention"): "141",
+    ("Protests", "Excessive force against protesters"): "175",  # violent repression
+    ("Riots", "Violent demonstration"): "145",  # protest violently, riot
+    ("Riots", "Mob violence"): "145",
+    ("Strategic developments", "Agreement"): "057",  # sign formal agreement
+    ("Strategic developments", "Arrests"): "173",  # arrest, detain
+    ("Strategic developments", "Looting/property destruction"): "171",  # seize or damage property
+    ("Strategic developments", "Disrupted weapons use"): "190",  # conventional military force
+    ("Strategic developments", "Non-violent transfer of territory"): "192",  # occupy territory
+}
+
+_NATIVE_COLUMNS = ("date", "actor1", "actor2", "event_code", "num_sources", "source_url")
+_ACLED_COLUMNS = (
+    "event_id_cnty",
+    "event_date",
+    "event_type",
+    "sub_event_type",
+    "actor1",
+    "actor2",
+    "country",
+    "admin1",
+    "location",
+    "source",
+)
+_ICEWS_COLUMNS = (
+    "Event ID",
+    "Event Date",
+    "Source Country",
+    "CAMEO Code",
+    "Intensity",
+    "Target Country",
+    "City",
+    "Province",
+    "Country",
+)
+_EXPECTED = {
+    "gdelt2": "GDELT 2.0 rows of 61 tab-separated columns",
+    "gdelt1": "GDELT 1.0 rows of 57 or 58 tab-separated columns",
+    "icews": "an ICEWS header row (tab-separated: " + ", ".join(_ICEWS_COLUMNS[:4]) + ", ...)",
+    "acled": "an ACLED CSV header (" + ", ".join(_ACLED_COLUMNS[:5]) + ", ...)",
+    "native": "the native CSV header 'date,actor1,actor2,event_code,num_sources,source_url,note'",
+    "auto": "GDELT 1.0/2.0 rows, or an ICEWS, ACLED or native CSV header",
+}
+_TAB_COLUMNS = {"gdelt2": (61,), "gdelt1": (57, 58)}
+
+_HEAD_BYTES = 1 << 16  # what format detection looks at
+_CHUNK = 1 << 20
+_SAMPLE_LINES = 100
+_NO_DELIMITER = "\x1f"  # DuckDB must see one column per line; files with this byte are normalised
+_FIRST_DATE = date(1979, 1, 1)
+_CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'  # one field after a comma; the line gets a leading comma
+_CAMEO_CODE = "(0[1-9]|1[0-9]|20)[0-9]{0,2}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A source row that was not imported: its 1-based physical line and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What importing one file did; ``read = imported + duplicate + outside_region + rejected``."""
+
+    file: str
+    format: str
+    read: int
+    imported: int
+    duplicate: int
+    outside_region: int
+    rejected: int
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as JSON-ready data (the rejections are not included)."""
+        keys = ("file", "format", "read", "imported", "duplicate", "outside_region", "rejected")
+        return {k: getattr(self, k) for k in keys}
+
+
+# --------------------------------------------------------------------------- public functions
+
+
+def detect_format(path: Path | str) -> str:
+    """Detect an event file's format from its (decompressed) content, not its name.
+
+    Parameters
+    ----------
+    path
+        A plain, gzip or single-member zip file.
+
+    Returns
+    -------
+    str
+        One of ``gdelt1``, ``gdelt2``, ``icews``, ``acled``, ``native``.
+
+    Raises
+    ------
+    EventFormatError
+        The file is missing, empty, binary, or of no known format.
+    """
+    path = Path(path)
+    return _layout(path, _head(path, _compression(path)), "auto").fmt
+
+
+def import_events(
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    *,
+    fmt: Format = "auto",
+    region: Sequence[str] | None = DEFAULT_REGION,
+) -> ImportResult:
+    """Import one event file into the store, in one transaction.
+
+    Parameters
+    ----------
+    con
+        The store (:func:`forecast.store.open_store`).
+    path
+        The file: GDELT 1.0/2.0 export, ICEWS, ACLED or native CSV; plain, ``.gz`` or ``.zip``.
+    fmt
+        The declared format, or ``"auto"`` to detect it from the content.
+    region
+        CAMEO country codes; a row is kept when either actor is one of them. ``None`` (or empty)
+        keeps every valid row.
+
+    Returns
+    -------
+    ImportResult
+        Counts and the rejected rows (line, reason), by line.
+
+    Raises
+    ------
+    EventFormatError
+        The file is not of the declared (or any known) format; the store is unchanged.
+    ValueError
+        `fmt` or a region code is invalid (a programming error, not a bad file).
+
+    Notes
+    -----
+    Call it outside a transaction: it commits its own. It uses the temporary tables ``_staged``,
+    ``_candidates`` and ``_groups`` of the connection.
+    """
+    path = Path(path)
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown event format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    codes = _region(region)
+    kind = _compression(path)
+    head = _head(path, kind)
+    layout = _layout(path, head, fmt)
+    try:
+        with tempfile.TemporaryDirectory(prefix="forecast-import-", dir=_scratch(con)) as tmp:
+            scan = _stage(con, path, kind, head, layout, codes, Path(tmp))
+        return _merge(con, path, layout, codes, scan)
+    finally:
+        con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged")
+
+
+def filter_sql(
+    actor1: Sequence[str] | None = None,
+    actor2: Sequence[str] | None = None,
+    codes: Sequence[str] | None = None,
+    min_sources: int = 1,
+) -> tuple[str, list[Any]]:
+    """Build the WHERE condition of an event filter over the ``events`` table.
+
+    Parameters
+    ----------
+    actor1, actor2
+        CAMEO country codes the actor must be one of; ``None`` for any.
+    codes
+        CAMEO codes matched by prefix, following the CAMEO hierarchy: ``"19"`` matches 190-196 and
+        their sub-codes, ``"163"`` matches 163 and 1631...; ``None`` for any.
+    min_sources
+        Minimum ``num_sources`` of the event.
+
+    Returns
+    -------
+    tuple[str, list]
+        A condition with ``?`` placeholders and its parameters, in order.
+    """
+    for code in codes or ():
+        if not (code.isdigit() and 1 <= len(code) <= 4):
+            raise ValueError(f"CAMEO code {code!r}: expected 1 to 4 digits")
+    clauses: list[str] = ["num_sources >= ?"]
+    params: list[Any] = [min_sources]
+    for column, allowed in (("actor1", actor1), ("actor2", actor2)):
+        if allowed is not None:
+            clauses.append(f"list_contains(?, {column})")
+            params.append(list(allowed))
+    if codes is not None:
+        clauses.append("list_has_any(?, [event_code[1:i] FOR i IN range(1, 5)])")
+        params.append(list(codes))
+    return " AND ".join(clauses), params
+
+
+def list_events(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    actor1: Sequence[str] | None = None,
+    actor2: Sequence[str] | None = None,
+    codes: Sequence[str] | None = None,
+    min_sources: int = 1,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The stored events matching a filter (see :func:`filter_sql`), by date.
+
+    `since` and `until` are inclusive. Each event is a dict of the ``events`` columns.
+    """
+    where, params = filter_sql(actor1, actor2, codes, min_sources)
+    if since is not None:
+        where, params = f"{where} AND date >= ?", [*params, since]
+    if until is not None:
+        where, params = f"{where} AND date <= ?", [*params, until]
+    sql = f"SELECT * FROM events WHERE {where} ORDER BY date, file, line"
+    if limit is not None:
+        sql, params = f"{sql} LIMIT ?", [*params, limit]
+    return _dicts(con, sql, params)
+
+
+def event_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts of stored events: in total, by ISO week (starting Monday), actor pair and format.
+
+    Each count gives ``events`` (distinct events) and ``source_rows`` (events plus duplicates).
+    """
+    counts = "count(*) AS events, coalesce(sum(1 + duplicates), 0)::BIGINT AS source_rows"
+    return {
+        **_dicts(con, f"SELECT {counts} FROM events")[0],
+        "by_week": _dicts(
+            con,
+            f"SELECT date_trunc('week', date)::DATE AS week, {counts} FROM events "
+            "GROUP BY week ORDER BY week",
+        ),
+        "by_actor_pair": _dicts(
+            con,
+            f"SELECT actor1, actor2, {counts} FROM events GROUP BY actor1, actor2 "
+            "ORDER BY events DESC, actor1 NULLS LAST, actor2 NULLS LAST",
+        ),
+        "by_format": _dicts(
+            con,
+            f"SELECT source_format, {counts} FROM events GROUP BY source_format "
+            "ORDER BY source_format",
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- reading bytes
+
+
+def _compression(path: Path) -> str:
+    """``gzip``, ``zip`` or ``none``, from the file's first bytes."""
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise EventFormatError(f"{path}: expected an event file, found {_oserror(exc)}") from exc
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic == b"PK\x03\x04":
+        return "zip"
+    return "none"
+
+
+@contextmanager
+def _open_bytes(path: Path, kind: str) -> Iterator[IO[bytes]]:
+    """The decompressed content; archive errors become EventFormatError."""
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    raise EventFormatError(
+                        f"{path}: expected a zip archive of one event file, "
+                        f"found {len(members)} files"
+                    )
+                with archive.open(members[0]) as member:
+                    yield member
+        else:
+            with gzip.open(path, "rb") if kind == "gzip" else path.open("rb") as f:
+                yield f  # type: ignore[misc]  # GzipFile is a binary IO
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        expected = {"gzip": "gzip data", "zip": "a zip archive"}.get(kind, "a readable file")
+        raise EventFormatError(f"{path}: expected {expected}, found {_oserror(exc)}") from exc
+
+
+def _head(path: Path, kind: str) -> bytes:
+    with _open_bytes(path, kind) as f:
+        return f.read(_HEAD_BYTES)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One pass over the content: its hash, its number of lines, and whether DuckDB can read it."""
+
+    sha256: str
+    lines: int
+    clean: bool
+
+
+def _scan(src: IO[bytes], out: IO[bytes] | None = None) -> _Scan:
+    """Hash and count lines of `src`; with `out`, also write its normalised text there.
+
+    Lines end at line feeds; a last line without one counts. Normalising: CRLF -> LF, a lone CR and
+    the unit separator -> space, bytes that are not UTF-8 -> U+FFFD; the line structure is kept.
+    """
+    digest, lines, last, clean = hashlib.sha256(), 0, b"\n", True
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    carry_cr = False  # a CR ending a chunk may start a CRLF
+    for chunk in iter(partial(src.read, _CHUNK), b""):
+        digest.update(chunk)
+        lines += chunk.count(b"\n")
+        last = chunk[-1:]
+        if out is None:
+            clean = clean and b"\r" not in chunk and _NO_DELIMITER.encode() not in chunk
+            continue
+        text = ("\r" if carry_cr else "") + decoder.decode(chunk)
+        carry_cr = text.endswith("\r")
+        out.write(_normalise(text[:-1] if carry_cr else text).encode())
+    if out is not None:
+        out.write(_normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else "")).encode())
+    return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean)
+
+
+def _normalise(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", " ").replace(_NO_DELIMITER, " ")
+
+
+def _scan_file(path: Path, kind: str) -> _Scan:
+    with _open_bytes(path, kind) as src:
+        return _scan(src)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How to split one format's lines: header or not, accepted column counts, named columns."""
+
+    fmt: str
+    header: bool
+    columns: tuple[int, ...]
+    names: dict[str, int] = field(default_factory=dict)  # header name -> 1-based index
+
+
+def _layout(path: Path, head: bytes, fmt: str) -> _Layout:
+    """Detect (``fmt="auto"``) or check the format from the first bytes; raise if it is wrong."""
+    text = head.decode("utf-8", "replace")
+    if "\x00" in text or text.count("\ufffd") > len(text) // 100:
+        raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found binary data")
+    lines = _normalise(text).split("\n")  # the lines DuckDB will see
+    if len(lines) > 1 and (len(head) == _HEAD_BYTES or lines[-1] == ""):
+        lines.pop()  # a partial last line, or the empty string after the final line feed
+    sample = [(i, line) for i, line in enumerate(lines[: _SAMPLE_LINES * 2], 1) if line.strip()]
+    if not sample:
+        raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found an empty file")
+    first = lines[0].removeprefix("\ufeff")
+    csv_header = [name.strip() for name in next(csv.reader([first]))]
+    tsv_header = [name.strip() for name in first.split("\t")]
+    headers = {"native": csv_header, "acled": csv_header, "icews": tsv_header}
+    required = {"native": _NATIVE_COLUMNS, "acled": _ACLED_COLUMNS, "icews": _ICEWS_COLUMNS}
+    counts = [(i, len(line.split("\t"))) for i, line in sample[:_SAMPLE_LINES]]
+
+    def fits(candidate: str) -> bool:
+        if candidate in headers:
+            return set(required[candidate]) <= set(headers[candidate])
+        good = sum(n in _TAB_COLUMNS[candidate] for _, n in counts)
+        return 2 * good >= len(counts)
+
+    if fmt == "auto":
+        fmt = next((f for f in ("native", "acled", "icews", "gdelt2", "gdelt1") if fits(f)), "auto")
+        if fmt == "auto":
+            found = f"{_quote(first)} on line 1"
+            raise EventFormatError(f"{path}: expected {_EXPECTED['auto']}, found {found}")
+    elif not fits(fmt):
+        if fmt in headers:
+            found = f"{_quote(first)} on line 1"
+        else:
+            i, n = next((i, n) for i, n in counts if n not in _TAB_COLUMNS[fmt])
+            found = f"{n} tab-separated column{'s' * (n != 1)} on line {i}"
+        raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found {found}")
+    if fmt in headers:
+        names = {name: i for i, name in enumerate(headers[fmt], 1)}
+        return _Layout(fmt, True, (len(headers[fmt]),), names)
+    return _Layout(fmt, False, _TAB_COLUMNS[fmt])
+
+
+def _fields(layout: _Layout) -> dict[str, str]:
+    """SQL for the raw fields of one row, over ``f`` (its fields, 1-based) and ``n`` (their count).
+
+    Keys: ``oid``, ``d`` (date text), ``a1``/``a2`` (CAMEO country codes or NULL), ``root``,
+    ``code``, ``gold``, ``ns`` (text), ``loc``, ``url``, and ``pre`` (a format-specific rejection
+    reason, checked after the column count).
+    """
+    col = {name: f"f[{i}]" for name, i in layout.names.items()}
+    none = "NULL::VARCHAR"
+    if layout.fmt in ("gdelt1", "gdelt2"):
+        gdelt2 = layout.fmt == "gdelt2"
+        return {
+            "oid": "nullif(f[1], '')",
+            "d": "f[2]",
+            "a1": "nullif(f[8], '')",
+            "a2": "nullif(f[18], '')",
+            "root": "f[26]",
+            "code": "f[27]",
+            "gold": "f[31]",
+            "ns": "f[33]",
+            "loc": "nullif(f[53], '')" if gdelt2 else "nullif(f[51], '')",
+            # GDELT 1.0 backfile rows (57 columns, before April 2013) have no SOURCEURL.
+            "url": "nullif(f[61], '')" if gdelt2 else "CASE WHEN n = 58 THEN nullif(f[58], '') END",
+            "pre": none,
+        }
+    if layout.fmt == "icews":
+        place = ", ".join(f"nullif({col[c]}, '')" for c in ("City", "Province", "Country"))
+        return {
+            "oid": col["Event ID"],
+            "d": col["Event Date"],
+            "a1": f"{_COUNTRY_MAP}[{col['Source Country']}]",
+            "a2": f"{_COUNTRY_MAP}[{col['Target Country']}]",
+            "root": none,
+            "code": col["CAMEO Code"],
+            "gold": col["Intensity"],
+            "ns": "'1'",  # one row per story sentence; repeated reports become duplicates
+            "loc": f"nullif(concat_ws(', ', {place}), '')",
+            "url": none,
+            "pre": none,
+        }
+    if layout.fmt == "acled":
+        kind = f"{col['event_type']} || ': ' || {col['sub_event_type']}"
+        place = ", ".join(f"nullif({col[c]}, '')" for c in ("location", "admin1", "country"))
+        sources = f"list_filter(string_split({col['source']}, ';'), lambda s: trim(s) <> '')"
+        return {
+            "oid": f"nullif({col['event_id_cnty']}, '')",
+            "d": col["event_date"],
+            "a1": _acled_actor(col["actor1"], col["country"]),
+            "a2": f"CASE WHEN {col['actor2']} <> '' THEN "
+            f"{_acled_actor(col['actor2'], col['country'])} END",
+            "root": none,
+            "code": f"{_ACLED_MAP}[{kind}]",
+            "gold": none,  # ACLED has no Goldstein value
+            "ns": f"greatest(len({sources}), 1)::VARCHAR",
+            "loc": f"nullif(concat_ws(', ', {place}), '')",
+            "url": none,
+            "pre": f"CASE WHEN {_ACLED_MAP}[{kind}] IS NULL "
+            f"THEN 'no CAMEO code for ACLED event type ' || {_quoted_sql(kind)} END",
+        }
+    return {  # native
+        "oid": none,
+        "d": col["date"],
+        "a1": f"nullif({col['actor1']}, '')",
+        "a2": f"nullif({col['actor2']}, '')",
+        "root": none,
+        "code": col["event_code"],
+        "gold": none,
+        "ns": col["num_sources"],
+        "loc": none,
+        "url": f"nullif({col['source_url']}, '')",
+        "pre": f"CASE WHEN {col['actor1']} = '' THEN 'missing actor1 code' END",
+    }
+
+
+def _acled_actor(actor: str, country: str) -> str:
+    """An ACLED actor's country: the first country named in the actor's name ("Military Forces of
+    Russia (2000-)", "Protesters (Azerbaijan)"), else the country where the event took place (an
+    actor of no stated nationality is taken to be local)."""
+    named = f"regexp_extract({actor}, {_sql_str(_COUNTRY_REGEX)}, 1)"
+    return f"coalesce({_COUNTRY_MAP}[{named}], {_COUNTRY_MAP}[{country}])"
+
+
+def _dates(fmt: str) -> str:
+    """SQL parsing ``d`` strictly: DuckDB's strptime alone accepts e.g. '2019102' or ' 2019-1-5'."""
+    iso = ("[0-9]{4}-[0-9]{2}-[0-9]{2}", "'%Y-%m-%d'")
+    forms = {
+        "gdelt1": [("[0-9]{8}", "'%Y%m%d'")],
+        "gdelt2": [("[0-9]{8}", "'%Y%m%d'")],
+        "icews": [iso],
+        "native": [iso],
+        "acled": [iso, ("[0-9]{1,2} [A-Za-z]+ [0-9]{4}", "['%d %B %Y', '%d %b %Y']")],
+    }[fmt]
+    cases = " ".join(
+        f"WHEN regexp_full_match(d, '{pattern}') THEN try_strptime(d, {form})"
+        for pattern, form in forms
+    )
+    return f"(CASE {cases} END)::DATE"
+
+
+def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
+    """SQL true for every raw line that can concern the region (a superset; see the module doc)."""
+    if not region:
+        return "TRUE"
+    codes = f"(?:{'|'.join(region)})"
+    if layout.fmt in ("gdelt1", "gdelt2"):
+        # Actor1CountryCode and Actor2CountryCode are fields 8 and 18; anchoring the pattern lets
+        # the regex stop there instead of reading the whole line.
+        field = "[^\t]*\t"
+        return f"regexp_matches(text, '^(?:{field}){{7}}{codes}\t|^(?:{field}){{17}}{codes}\t')"
+    if layout.fmt == "native":
+        return f"regexp_matches(text, '{codes}')"
+    names = {name: code for name, code in COUNTRY_CODES.items() if code in region}
+    return f"regexp_matches(text, {_sql_str(_names_regex(names))})" if names else "FALSE"
+
+
+def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str, ...]) -> str:
+    """One streaming statement: number the lines, keep those that can concern the region, split,
+    map and validate them into ``_staged`` (line, event columns, reason, in_region)."""
+    reader = (
+        f"read_csv({_sql_str(str(source))}, columns={{'text': 'VARCHAR'}}, header=false, "
+        f"delim={_sql_str(_NO_DELIMITER)}, quote='', escape='', auto_detect=false, "
+        f"strict_mode=false, compression={'gzip' if gzipped else 'none'})"
+    )
+    csv_format = layout.fmt in ("acled", "native")
+    if csv_format:
+        split = f"regexp_extract_all(',' || text, {_sql_str(_CSV_FIELD)}, 1)"
+        fields = (
+            "list_transform(fr, lambda x: CASE WHEN starts_with(x, '\"') "
+            "THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)"
+        )
+        # A field the pattern skipped over, or a quote that does not close, is bad quoting.
+        bad_quoting = (
+            "list_sum(list_transform(fr, lambda x: length(x) + 1)) <> length(text) + 1 OR "
+            "list_bool_or(list_transform(fr, lambda x: starts_with(x, '\"') "
+            "AND (length(x) < 2 OR NOT ends_with(x, '\"'))))"
+        )
+    else:
+        split, fields, bad_quoting = "string_split(text, '\t')", "fr", "FALSE"
+    raw = ",\n                ".join(f"{sql} AS {name}" for name, sql in _fields(layout).items())
+    last_date = date.today() + timedelta(days=365)
+    in_region = (
+        f"coalesce(list_contains({list(region)}, a1) OR list_contains({list(region)}, a2), FALSE)"
+        if region
+        else "TRUE"
+    )
+    expected = " or ".join(map(str, layout.columns))
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _staged AS
+        WITH numbered AS (
+            SELECT row_number() OVER () AS line, text FROM {reader}
+        ), kept AS (
+            SELECT line, text, {split} AS fr FROM numbered
+            WHERE line > {int(layout.header)} AND (text IS NULL OR {_prefilter(layout, region)})
+        ), split AS (
+            SELECT line, len(fr) AS n, {fields} AS f, {bad_quoting} AS bad_quoting FROM kept
+        ), raw AS (
+            SELECT line, n, bad_quoting,
+                {raw}
+            FROM split
+        ), typed AS (
+            SELECT *, {_dates(layout.fmt)} AS date,
+                CASE WHEN regexp_full_match(ns, '[0-9]{{1,9}}')
+                    THEN nullif(try_cast(ns AS INTEGER), 0) END AS num_sources,
+                CASE WHEN gold <> '' THEN try_cast(gold AS DOUBLE) END AS goldstein
+            FROM raw
+        )
+        SELECT line, date, a1 AS actor1, a2 AS actor2, code AS event_code, goldstein,
+            num_sources, url AS source_url, loc AS location,
+            CASE root WHEN '1' THEN TRUE WHEN '0' THEN FALSE END AS is_root, oid AS original_id,
+            CASE
+                WHEN n IS NULL THEN 'empty line'
+                WHEN NOT list_contains({list(layout.columns)}, n)
+                    THEN 'expected {expected} columns, found ' || n
+                WHEN bad_quoting THEN 'malformed CSV quoting'
+                WHEN pre IS NOT NULL THEN pre
+                WHEN date IS NULL THEN 'bad date ' || {_quoted_sql("d")}
+                WHEN date NOT BETWEEN DATE '{_FIRST_DATE}' AND DATE '{last_date}'
+                    THEN 'date ' || date || ' outside {_FIRST_DATE}..{last_date}'
+                WHEN NOT coalesce(regexp_full_match(a1, '[A-Z]{{3}}'), TRUE)
+                    THEN 'bad actor1 code ' || {_quoted_sql("a1")}
+                WHEN NOT coalesce(regexp_full_match(a2, '[A-Z]{{3}}'), TRUE)
+                    THEN 'bad actor2 code ' || {_quoted_sql("a2")}
+                WHEN NOT coalesce(regexp_full_match(code, '{_CAMEO_CODE}'), FALSE)
+                    THEN 'bad event code ' || {_quoted_sql("code")}
+                WHEN num_sources IS NULL THEN 'bad number of sources ' || {_quoted_sql("ns")}
+                WHEN gold <> '' AND NOT coalesce(goldstein BETWEEN -10 AND 10, FALSE)
+                    THEN 'bad Goldstein value ' || {_quoted_sql("gold")}
+                WHEN root IS NOT NULL AND root NOT IN ('0', '1')
+                    THEN 'bad IsRootEvent ' || {_quoted_sql("root")}
+            END AS reason,
+            {in_region} AS in_region
+        FROM typed
+    """
+
+
+# --------------------------------------------------------------------------- importing
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    kind: str,
+    head: bytes,
+    layout: _Layout,
+    region: tuple[str, ...],
+    tmp: Path,
+) -> _Scan:
+    """Fill ``_staged`` from the file and return its hash and line count.
+
+    Fast path: DuckDB reads the file (or its gzip) while a thread hashes it on another core. If the
+    thread finds text DuckDB would split differently, or DuckDB fails, the file is normalised into
+    `tmp` and read again.
+    """
+    if kind != "zip" and b"\r" not in head:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(_scan_file, path, kind)
+            try:
+                con.execute(_staging_sql(path, kind == "gzip", layout, region))
+                failed = False
+            except (duckdb.InvalidInputException, duckdb.IOException):
+                failed = True
+            scan = pending.result()
+        if scan.clean and not failed:
+            return scan
+    text = tmp / "events.txt"
+    with _open_bytes(path, kind) as src, text.open("wb") as out:
+        scan = _scan(src, out)
+    try:
+        con.execute(_staging_sql(text, False, layout, region))
+    except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+        found = str(exc).strip().splitlines()[0]
+        raise EventFormatError(f"{path}: expected lines of text, found {found}") from exc
+    return scan
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    layout: _Layout,
+    region: tuple[str, ...],
+    scan: _Scan,
+) -> ImportResult:
+    """Count the staged rows and merge the valid in-region ones into the store."""
+    read = max(scan.lines - layout.header, 0)
+    staged, rejected, outside = con.execute(
+        "SELECT count(*), count(reason), count(*) FILTER (WHERE reason IS NULL AND NOT in_region) "
+        "FROM _staged"
+    ).fetchone() or (0, 0, 0)
+    rejections = [
+        Rejection(int(line), reason)
+        for line, reason in con.execute(
+            "SELECT line, reason FROM _staged WHERE reason IS NOT NULL ORDER BY line"
+        ).fetchall()
+    ]
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW _candidates AS
+            SELECT *, '{layout.fmt}' AS source_format, {_sql_str(str(path))} AS file
+            FROM _staged WHERE reason IS NULL AND in_region"""
+    )
+    with store.transaction(con):
+        imported, duplicate = store.add_events(con, "_candidates", sha256=scan.sha256)
+        result = ImportResult(
+            file=str(path),
+            format=layout.fmt,
+            read=read,
+            imported=imported,
+            duplicate=duplicate,
+            outside_region=read - staged + outside,
+            rejected=rejected,
+            rejections=rejections,
+        )
+        store.log_import(
+            con,
+            file=str(path),
+            sha256=scan.sha256,
+            fmt=layout.fmt,
+            region=",".join(region) or None,
+            counts=result.as_dict(),
+        )
+    return result
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _region(region: Sequence[str] | None) -> tuple[str, ...]:
+    codes = tuple(region or ())
+    for code in codes:
+        if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+            raise ValueError(f"region code {code!r}: expected a CAMEO country code such as 'RUS'")
+    return codes
+
+
+def _scratch(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The store's directory for temporary files (None, the system's, for an in-memory store)."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return str(Path(row[0]).parent) if row and row[0] else None
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_map(mapping: dict[str, str]) -> str:
+    return "MAP {" + ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in mapping.items()) + "}"
+
+
+def _names_regex(names: dict[str, str]) -> str:
+    """A regex matching any of the names as whole words, longest first ("Russian Federation"
+    before "Russia")."""
+    escaped = ("".join("\\" + c if c in r"\.^$|?*+()[]{}" else c for c in n) for n in names)
+    return r"\b(" + "|".join(sorted(escaped, key=len, reverse=True)) + r")\b"
+
+
+def _quoted_sql(expr: str) -> str:
+    """SQL quoting a value for a rejection reason, cut to 40 characters."""
+    return f"'''' || left(coalesce({expr}, ''), 40) || ''''"
+
+
+def _quote(line: str) -> str:
+    return repr(line[:60] + ("..." if len(line) > 60 else ""))
+
+
+def _oserror(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+_COUNTRY_MAP = _sql_map(COUNTRY_CODES)
+_COUNTRY_REGEX = _names_regex(COUNTRY_CODES)
+_ACLED_MAP = _sql_map({f"{kind}: {sub}": code for (kind, sub), code in ACLED_CAMEO.items()})

@@ -1,0 +1,104 @@
+"""Forecast history in the event store: one row per update (`runs`), one per question and update
+(`forecasts`). JSON field names here are the stable ones of DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL DEFAULT now(),
+    as_of DATE NOT NULL,
+    seed BIGINT NOT NULL,
+    draws INTEGER NOT NULL,
+    tune INTEGER NOT NULL,
+    chains INTEGER NOT NULL,
+    data_hash VARCHAR NOT NULL,
+    priors_hash VARCHAR NOT NULL,
+    code_version VARCHAR NOT NULL,
+    posterior_file VARCHAR NOT NULL,
+    r_hat_max DOUBLE NOT NULL,
+    ess_bulk_min DOUBLE NOT NULL,
+    divergences INTEGER NOT NULL,
+    worst VARCHAR NOT NULL,
+    converged BOOLEAN NOT NULL,
+    allow_unconverged BOOLEAN NOT NULL,
+    simulated BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forecasts (
+    run_id VARCHAR NOT NULL,
+    question VARCHAR NOT NULL,
+    scenario VARCHAR NOT NULL,
+    deadline DATE NOT NULL,
+    probability DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    status VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, question)
+);
+"""
+
+RUN_FIELDS = ("run_id", "as_of", "seed", "draws", "tune", "chains", "data_hash", "priors_hash",
+              "code_version", "posterior_file", "r_hat_max", "ess_bulk_min", "divergences", "worst",
+              "converged", "allow_unconverged", "simulated")
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_SCHEMA)
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
+               forecasts: list[dict[str, Any]]) -> None:
+    """Insert a run and its forecasts; call inside a transaction."""
+    con.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES "
+                f"({', '.join('?' * len(RUN_FIELDS))})", [run[f] for f in RUN_FIELDS])
+    con.executemany(
+        "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [[run["run_id"], f["question"], f["scenario"], f["deadline"], f["probability"],
+          f["interval"][0], f["interval"][1], f["status"]] for f in forecasts])
+
+
+def find_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    rows = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    return rows[0] if rows else None
+
+
+def question_rows(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None,
+                  question: str | None = None) -> list[dict[str, Any]]:
+    """Forecast rows in the stable JSON shape: of one run (default: the latest), or every run's
+    row for one question (oldest first)."""
+    if question is not None:
+        where, params = "f.question = ?", [question]
+    else:
+        if run_id is None:
+            latest = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC, as_of DESC "
+                                 "LIMIT 1").fetchone()
+            if latest is None:
+                return []
+            run_id = latest[0]
+        where, params = "f.run_id = ?", [run_id]
+    rows = _rows(con, "SELECT f.*, r.* EXCLUDE (run_id) FROM forecasts f JOIN runs r USING "
+                 f"(run_id) WHERE {where} ORDER BY r.created_at, f.scenario, f.deadline", params)
+    return [_shape(r) for r in rows]
+
+
+def _shape(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "question": r["question"], "scenario": r["scenario"], "deadline": r["deadline"],
+        "as_of": r["as_of"], "probability": r["probability"], "interval": [r["low"], r["high"]],
+        "status": r["status"],
+        "diagnostics": {"r_hat_max": r["r_hat_max"], "ess_bulk_min": r["ess_bulk_min"],
+                        "divergences": r["divergences"], "converged": r["converged"]},
+        "allow_unconverged": r["allow_unconverged"], "simulated": r["simulated"],
+        "run_id": r["run_id"], "seed": r["seed"], "data_hash": r["data_hash"],
+        "priors_hash": r["priors_hash"], "code_version": r["code_version"],
+    }
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,79 @@
+"""The model's prior predictive check of the claims: what the priors imply, next to what was said.
+
+The "prior" of a scenario is the model's posterior given its claims alone (no events). For every
+claim we sample that prior and report the implied P(scenario within horizon), computed exactly as
+the claim constraint computes it, beside the claim's stated range and its own Beta constraint. A
+claim whose stated range misses the implied 90% interval is marked: the other claims on the same
+scenarios, or the model's structure, pull against it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from forecast.fit import SamplerConfig, diagnose, sample
+from forecast.model import ModelConfig, build_model, claim_probability
+from forecast.priors import Priors
+from forecast.series import make_series
+from forecast.update import claim_terms
+
+PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
+
+
+def prior_predictive(priors: Priors, sampler: SamplerConfig = PRIOR_SAMPLER) -> list[dict]:
+    """Per claim: the model's prior mean and 90% interval of the claimed probability."""
+    scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
+    # one week with no data at all: no likelihood, only the priors and the claims
+    series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
+                         {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
+    terms = claim_terms(priors)
+    model = build_model(series, terms, ModelConfig())
+    tree = sample(model, sampler)
+    diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
+    post = tree.posterior.to_dataset()
+    beta = post["beta"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    never = post["never"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    rows = []
+    for term, constraint in zip(terms, priors.constraints(), strict=True):
+        idx = [scenarios.index(m) for m in term.members]
+        p = 1 - np.prod(1 - claim_probability(never[:, idx], beta[:, idx], term.weeks), axis=1)
+        low, high = np.quantile(p, [0.05, 0.95])
+        stated = constraint.claim.stated
+        rows.append({"id": term.id, "mean": float(p.mean()), "interval": [float(low), float(high)],
+                     "stated_range": list(stated),
+                     "consistent": bool(low <= stated[1] and high >= stated[0])})
+    return [{**r, "diagnostics": diagnostics.as_dict()} for r in rows]
+
+
+def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None:
+    """One row per claim: stated range (grey band), rated constraint (blue), model prior (black)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    constraints = priors.constraints()
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(constraints) + 1.4))
+    for i, (c, pred) in enumerate(zip(constraints, predictive, strict=True)):
+        y = len(constraints) - 1 - i
+        lo, hi = c.claim.stated
+        ax.barh(y, hi - lo, left=lo, height=0.8, color="0.85",
+                label="stated range" if i == 0 else None)
+        ax.plot(c.interval(), [y + 0.18] * 2, color="tab:blue", lw=3,
+                label="claim's rated Beta, 90%" if i == 0 else None)
+        ax.plot(pred["interval"], [y - 0.18] * 2, color="black", lw=2,
+                label="model prior, 90%" if i == 0 else None)
+        ax.plot(pred["mean"], y - 0.18, "o", color="black", ms=4)
+    labels = [f"{c.claim.id} ({c.claim.horizon.phrase})" for c in constraints]
+    ax.set_yticks(range(len(constraints)), labels[::-1], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("P(scenario happens within the horizon)")
+    ax.set_title("Claims and the model's prior (given the claims alone)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=3, fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,90 @@
+"""Weekly series for the model: counts of scenario-rule and indicator events, and event volume.
+
+Weeks end on the as-of date and run backwards in steps of 7 days, so every week is complete:
+week w covers the days (w - 7, w]. The `week` coordinate holds each week's last day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import xarray as xr
+
+from forecast.events import filter_sql
+from forecast.scenarios import EventFilter, Scenario, all_indicators
+
+
+def week_ends(start: dt.date, as_of: dt.date) -> np.ndarray:
+    """Last days of the complete weeks from `start` to `as_of` (oldest first), as datetime64[D]."""
+    n = (as_of - start).days // 7
+    if n < 1:
+        raise ValueError(f"no complete week between {start} and {as_of}")
+    end = np.datetime64(as_of, "D")
+    return end - 7 * np.arange(n - 1, -1, -1)
+
+
+def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
+                indicator_events: dict[str, np.ndarray], volume: np.ndarray) -> xr.Dataset:
+    """The model's input: ``scenario_events (scenario, week)``, ``indicator_events (indicator,
+    week)`` and ``volume (week)``, all integer counts."""
+    def stack(counts: dict[str, np.ndarray]) -> np.ndarray:
+        if not counts:
+            return np.zeros((0, len(weeks)), dtype="int64")
+        return np.stack([np.asarray(v, dtype="int64") for v in counts.values()])
+
+    return xr.Dataset(
+        {
+            "scenario_events": (("scenario", "week"), stack(scenario_events)),
+            "indicator_events": (("indicator", "week"), stack(indicator_events)),
+            "volume": ("week", np.asarray(volume, dtype="int64")),
+        },
+        coords={"scenario": list(scenario_events), "indicator": list(indicator_events),
+                "week": weeks},
+    )
+
+
+def _filter(flt: EventFilter) -> tuple[str, list]:
+    return filter_sql(flt.actor1, flt.actor2, flt.codes, flt.min_sources)
+
+
+def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario], *,
+                  start: dt.date, as_of: dt.date) -> xr.Dataset:
+    """Weekly counts of stored events meeting each scenario's rule and each indicator's filter,
+    and the week's total event volume (the store holds only the region's events).
+
+    Only scenarios with a rule of their own get a row (a union is derived from its members).
+    """
+    weeks = week_ends(start, as_of)
+    first = weeks[0] - np.timedelta64(7, "D")
+
+    def counts(where: str, params: list) -> np.ndarray:
+        rows = con.execute(
+            f"SELECT datediff('day', date, ?::DATE) // 7 AS back, count(*) FROM events "
+            f"WHERE date <= ?::DATE AND date > ?::DATE AND {where} GROUP BY back",
+            [as_of, as_of, first.astype(dt.date), *params]).fetchall()
+        out = np.zeros(len(weeks), dtype="int64")
+        for back, n in rows:
+            out[len(weeks) - 1 - back] = n
+        return out
+
+    rules = {s.id: counts(*_filter(s.resolution)) for s in scenarios.values() if s.resolution}
+    indicators = {i.id: counts(*_filter(i.filter)) for i in all_indicators(scenarios).values()}
+    return make_series(weeks, rules, indicators, counts("TRUE", []))
+
+
+def first_qualifying(con: duckdb.DuckDBPyConnection, scenario: Scenario,
+                     scenarios: dict[str, Scenario], *, since: dt.date,
+                     until: dt.date) -> dt.date | None:
+    """Date of the first stored event in [since, until] that resolves `scenario` (for a union:
+    any member's rule), or None."""
+    rules = [scenarios[m].resolution for m in scenario.union] or [scenario.resolution]
+    dates = []
+    for rule in rules:
+        where, params = _filter(rule)  # type: ignore[arg-type]
+        (day,) = con.execute(f"SELECT min(date) FROM events WHERE date BETWEEN ? AND ? AND {where}",
+                             [since, until, *params]).fetchone() or (None,)
+        if day is not None:
+            dates.append(day)
+    return min(dates, default=None)

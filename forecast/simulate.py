@@ -1,0 +1,135 @@
+"""A world simulator: parameters and weekly event streams drawn from the model's generative story.
+
+It makes the example data (labelled as simulated wherever they appear), the parameter-recovery and
+calibration checks, and the backtests' worlds where the truth is known. It mirrors
+`forecast.model` exactly, without the claims (a claim is a constraint on the prior, not part of
+the generative story).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from forecast.model import ModelConfig
+from forecast.series import make_series
+
+#: Event volume of an average week among the region's actors in the simulated feed.
+MEAN_VOLUME = 150
+
+
+@dataclass(frozen=True)
+class World:
+    """True parameters, the escalation path and the weekly series of one simulated world."""
+
+    params: dict[str, Any]
+    series: xr.Dataset
+
+
+def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: int,
+                    n_weeks: int, config: ModelConfig = ModelConfig()) -> dict[str, Any]:
+    """One draw of every parameter from the model's priors, exactly as `forecast.model` states
+    them: the intercepts are drawn at the path's mean level, then shifted to x = 0."""
+    rho = rng.beta(*config.rho)
+    innovation = rng.standard_normal(n_weeks)
+    mean_x = escalation_path(rho, innovation).mean()
+    lam = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
+    gamma = np.abs(rng.normal(0.0, config.gamma_sd, n_scenarios))
+    return {
+        "rho": rho,
+        "innovation": innovation,
+        "lambda": lam,
+        "mu": rng.normal(0.0, config.mu_sd, n_indicators) - lam * mean_x,
+        "phi": np.abs(rng.normal(0.0, config.phi_sd, n_indicators)),
+        "gamma": gamma,
+        "beta": rng.normal(config.beta_mu, config.beta_sd, n_scenarios) - gamma * mean_x,
+        "never": rng.beta(*config.never, n_scenarios),
+    }
+
+
+def escalation_path(rho: float, innovation: np.ndarray) -> np.ndarray:
+    """The AR(1) path of `forecast.model` (unit innovations, stationary start)."""
+    x = np.empty_like(innovation)
+    x[0] = innovation[0] / np.sqrt(1 - rho**2)
+    for t in range(1, len(innovation)):
+        x[t] = rho * x[t - 1] + innovation[t]
+    return x
+
+
+def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: list[str],
+                   weeks: np.ndarray, *, params: dict[str, Any] | None = None,
+                   config: ModelConfig = ModelConfig()) -> World:
+    """Draw (or take) parameters, then the escalation path, channels and weekly counts.
+
+    Parameters
+    ----------
+    weeks
+        Week-end dates (see `forecast.series.week_ends`).
+    params
+        True parameters; drawn from the priors when None. May omit "innovation" and "on".
+    """
+    n_weeks = len(weeks)
+    params = dict(params or draw_parameters(rng, len(scenarios), len(indicators), n_weeks, config))
+    params.setdefault("innovation", rng.standard_normal(n_weeks))
+    params.setdefault("on", (rng.random(len(scenarios)) >= params["never"]).astype("int64"))
+    x = escalation_path(params["rho"], params["innovation"])
+    params["escalation"] = x
+    volume = rng.poisson(MEAN_VOLUME * np.exp(0.3 * rng.standard_normal(n_weeks)))
+    exposure = volume / volume.mean()
+    mean = exposure * np.exp(params["mu"][:, None] + params["lambda"][:, None] * x)
+    # NegBin(mean, alpha = 1/phi) as a Poisson-Gamma mixture
+    shape = 1 / np.maximum(params["phi"][:, None], 1e-9)
+    indicator = rng.poisson(rng.gamma(shape, mean / shape))
+    rate = np.exp(params["beta"][:, None] + params["gamma"][:, None] * x)
+    scenario = rng.poisson(params["on"][:, None] * rate)
+    series = make_series(weeks, dict(zip(scenarios, scenario, strict=True)),
+                         dict(zip(indicators, indicator, strict=True)),
+                         np.maximum(volume, indicator.sum(axis=0) + scenario.sum(axis=0)))
+    return World(params, series)
+
+
+def world_events(world: World, rules: dict[str, tuple[str, str, str, int]],
+                 rng: np.random.Generator, region: tuple[str, ...]) -> list[dict]:
+    """The world's weekly counts as individual event records (the store's record).
+
+    Parameters
+    ----------
+    rules
+        For each scenario and indicator id: (actor1, actor2, CAMEO code, number of sources) of the
+        events that make its count.
+    region
+        Actor codes for the background events that make up the rest of each week's volume; their
+        codes (010 make statement, 036 express intent to meet, 042 make a visit, 051 praise) match
+        no rule or indicator.
+    """
+    series = world.series
+    events: list[dict] = []
+
+    def add(week_end: np.datetime64, actor1: str, actor2: str, code: str, sources: int,
+            label: str) -> None:
+        day = (week_end.astype("datetime64[D]") - rng.integers(0, 7)).astype(dt.date)
+        events.append({"date": day, "actor1": actor1, "actor2": actor2, "event_code": code,
+                       "num_sources": int(sources),
+                       "source_url": f"https://simulated.invalid/{label}/{len(events)}",
+                       "note": "SIMULATED"})
+
+    for dim, var in (("scenario", "scenario_events"), ("indicator", "indicator_events")):
+        for ident in series[dim].values:
+            actor1, actor2, code, sources = rules[str(ident)]
+            for week_end, count in zip(series.week.values, series[var].sel({dim: ident}).values,
+                                       strict=True):
+                for _ in range(int(count)):
+                    add(week_end, actor1, actor2, code, sources, str(ident))
+    counted = series.scenario_events.sum("scenario") + series.indicator_events.sum("indicator")
+    background = ("010", "036", "042", "051")
+    for week_end, count in zip(series.week.values, (series.volume - counted).values, strict=True):
+        for _ in range(int(count)):
+            a, b = rng.choice(len(region), 2, replace=False)
+            add(week_end, region[a], region[b], background[rng.integers(len(background))],
+                1 + rng.poisson(1), "background")
+    events.sort(key=lambda e: e["date"])
+    return events

@@ -1,0 +1,171 @@
+"""`forecast update`: fit the model to the events up to a date, gate it, record the forecasts.
+
+An update is identified by the hash of everything that determines its numbers: the as-of date,
+the weekly series and resolutions (data), the priors' files, the code version, the seed and the
+sampler settings. If a run with the same identity is stored with its posterior, it is reused
+instead of sampled again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import xarray as xr
+
+import forecast
+from forecast import history
+from forecast.fit import Diagnostics, Progress, SamplerConfig, diagnose, sample
+from forecast.forecasts import QuestionSpec, forecast_questions
+from forecast.model import ClaimTerm, ModelConfig, build_model
+from forecast.priors import Priors, load_priors
+from forecast.series import first_qualifying, weekly_series
+from forecast.store import open_store, transaction
+from forecast.workspace import Workspace
+
+#: Weeks of history the model sees (the AR(1) costs grow with the square of this).
+HISTORY_WEEKS = 156
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    run: dict[str, Any]
+    forecasts: list[dict[str, Any]]  # stable JSON rows, see `forecast.history`
+    reused: bool
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        return Diagnostics(self.run["r_hat_max"], self.run["ess_bulk_min"],
+                           self.run["divergences"], self.run["worst"])
+
+
+def code_version() -> str:
+    """The package version and a hash of the library's source files."""
+    h = hashlib.sha256()
+    for path in sorted(Path(forecast.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return f"{forecast.__version__}+{h.hexdigest()[:12]}"
+
+
+def claim_terms(priors: Priors) -> list[ClaimTerm]:
+    terms = []
+    for c in priors.constraints():
+        s = priors.scenarios[c.claim.scenario]
+        terms.append(ClaimTerm(c.claim.id, s.union or (s.id,), c.claim.horizon.weeks,
+                               c.alpha, c.beta))
+    return terms
+
+
+def questions(priors: Priors) -> list[QuestionSpec]:
+    return [QuestionSpec(q.id, s.id, s.union or (s.id,), q.opened, q.deadline)
+            for s in priors.scenarios.values() for q in s.questions]
+
+
+def _data_hash(series: xr.Dataset, resolved: dict[str, dt.date]) -> str:
+    h = hashlib.sha256()
+    for name in ("scenario_events", "indicator_events", "volume"):
+        h.update(name.encode() + np.ascontiguousarray(series[name].values).tobytes())
+    for dim in ("scenario", "indicator", "week"):
+        h.update(" ".join(map(str, series[dim].values)).encode())
+    h.update(repr(sorted(resolved.items())).encode())
+    return h.hexdigest()
+
+
+def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = SamplerConfig(),
+               allow_unconverged: bool = False, progress: Progress | None = None) -> UpdateResult:
+    """Fit, gate, save the posterior and record one history row per question.
+
+    Raises
+    ------
+    ConvergenceError
+        When the fit fails the diagnostics gate and `allow_unconverged` is False; nothing is
+        recorded then.
+    """
+    priors = load_priors(ws.priors_dir)
+    qs = questions(priors)
+    with ws.lock():
+        # the store is opened only to read inputs and to record, not while sampling, so that
+        # readers (show, history, events list) are not locked out for the length of a fit
+        with _store(ws) as con:
+            series = weekly_series(con, priors.scenarios, as_of=as_of,
+                                   start=as_of - dt.timedelta(weeks=HISTORY_WEEKS))
+            resolved = {}
+            for q in qs:
+                day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
+                                       since=q.opened, until=min(as_of, q.deadline))
+                if day is not None:
+                    resolved[q.id] = day
+            identity = {"as_of": as_of, "data_hash": _data_hash(series, resolved),
+                        "priors_hash": priors.digest(), "code_version": code_version(),
+                        **asdict(sampler)}
+            run_id = hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:16]
+            stored = history.find_run(con, run_id)
+            if stored and (ws.root / stored["posterior_file"]).is_file() and (
+                    stored["converged"] or allow_unconverged):
+                return UpdateResult(stored, history.question_rows(con, run_id=run_id), True)
+
+        model = build_model(series, claim_terms(priors), ModelConfig())
+        tree = sample(model, sampler, progress)
+        diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
+        if not allow_unconverged:
+            diagnostics.check()
+        result = forecast_questions(tree.posterior.to_dataset(), series, qs, as_of, resolved,
+                                    seed=sampler.seed)
+        posterior_file = f"posteriors/{run_id}.nc"
+        run = {**identity, "run_id": run_id, "posterior_file": posterior_file,
+               **asdict(diagnostics), "converged": diagnostics.converged,
+               "allow_unconverged": allow_unconverged, "simulated": ws.config.example}
+        _save_posterior(ws.root / posterior_file, tree, series, run)
+        rows = [{"question": str(q), "scenario": str(f.scenario.item()),
+                 "deadline": _date(f.deadline.values), "probability": float(f.probability),
+                 "interval": [float(f.low), float(f.high)], "status": str(f.status.item())}
+                for q, f in ((q, result.sel(question=q)) for q in result.question.values)]
+        with _store(ws) as con, transaction(con):
+            history.record_run(con, run, rows)
+        with _store(ws) as con:
+            return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
+
+
+@contextlib.contextmanager
+def _store(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = open_store(ws.store_path)
+    try:
+        history.ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def _date(value: np.datetime64) -> dt.date:
+    return value.astype("datetime64[D]").astype(dt.date)
+
+
+def _save_posterior(path: Path, tree: xr.DataTree, series: xr.Dataset, run: dict) -> None:
+    """Write posterior, sample stats and the fitted series as one NetCDF file, atomically."""
+    out = xr.DataTree.from_dict({
+        "posterior": tree.posterior.to_dataset(),
+        "sample_stats": tree.sample_stats.to_dataset().drop_vars(
+            [v for v in tree.sample_stats.data_vars if tree.sample_stats[v].dtype == object]),
+        "constant_data": series,
+    })
+    # NetCDF attributes: numbers and strings only
+    out.attrs = {k: int(v) if isinstance(v, bool) else v if isinstance(v, int | float | str)
+                 else str(v) for k, v in run.items()}
+    path.parent.mkdir(exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        out.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
