@@ -1,15 +1,20 @@
-"""Sampling a model with nutpie, and the diagnostics gate that blocks unconverged forecasts."""
+"""Sampling a model with nutpie, and the diagnostics gate that blocks unconverged forecasts.
+
+Imports nothing heavy at module level: the CLI reads `SamplerConfig` for its option defaults.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-
-import numpy as np
-import pymc as pm
-import xarray as xr
+from typing import TYPE_CHECKING
 
 from forecast.errors import ConvergenceError
+
+if TYPE_CHECKING:
+    import pymc as pm
+    import xarray as xr
 
 R_HAT_MAX = 1.01
 ESS_BULK_MIN = 400
@@ -80,8 +85,8 @@ def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
     posterior = tree.posterior.to_dataset()[var_names]
     rhat = az.rhat(posterior)
     ess = az.ess(posterior, method="bulk")
-    flat_rhat = [(n, np.nan_to_num(v, nan=np.inf)) for n, v in _flatten(rhat)]
-    flat_ess = [(n, np.nan_to_num(v, nan=0.0)) for n, v in _flatten(ess)]
+    flat_rhat = [(n, math.inf if math.isnan(v) else v) for n, v in _flatten(rhat)]
+    flat_ess = [(n, 0.0 if math.isnan(v) else v) for n, v in _flatten(ess)]
     divergences = int(tree.sample_stats.diverging.sum())
     worst_rhat = max(flat_rhat, key=lambda kv: kv[1])
     worst_ess = min(flat_ess, key=lambda kv: kv[1])

@@ -24,7 +24,7 @@ import xarray as xr
 
 import forecast
 from forecast import history
-from forecast.fit import Diagnostics, Progress, SamplerConfig, diagnose, sample
+from forecast.fit import Progress, SamplerConfig, diagnose, sample
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import ClaimTerm, ModelConfig, build_model
 from forecast.priors import Priors, load_priors
@@ -41,11 +41,6 @@ class UpdateResult:
     run: dict[str, Any]
     forecasts: list[dict[str, Any]]  # stable JSON rows, see `forecast.history`
     reused: bool
-
-    @property
-    def diagnostics(self) -> Diagnostics:
-        return Diagnostics(self.run["r_hat_max"], self.run["ess_bulk_min"],
-                           self.run["divergences"], self.run["worst"])
 
 
 def code_version() -> str:
@@ -129,9 +124,9 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),
                  "interval": [float(f.low), float(f.high)], "status": str(f.status.item())}
                 for q, f in ((q, result.sel(question=q)) for q in result.question.values)]
-        with _store(ws) as con, transaction(con):
-            history.record_run(con, run, rows)
         with _store(ws) as con:
+            with transaction(con):
+                history.record_run(con, run, rows)
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
 
 

@@ -1,6 +1,8 @@
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 
 import click
 import pytest
@@ -275,3 +277,10 @@ def test_priors_check_shows_the_models_prior_next_to_each_claim(runner, workspac
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cached = _run(runner, workspace, "priors", "check", "--json")
     assert "Sampling" not in cached.stderr and json.loads(cached.stdout) == data
+
+
+def test_the_cli_starts_without_importing_the_heavy_libraries():
+    code = ("import sys, cli; heavy = {'pymc', 'pytensor', 'preliz', 'duckdb', 'arviz', 'xarray'}"
+            " & set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

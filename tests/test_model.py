@@ -184,3 +184,27 @@ def test_the_same_inputs_and_seed_give_identical_numbers():
         results.append(forecast_questions(tree.posterior.to_dataset(), series, [_question()],
                                           AS_OF, {}, seed=5).draws.values)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_a_simulated_world_written_as_gdelt2_imports_event_for_event(tmp_path):
+    from forecast.events import import_events
+    from forecast.simulate import world_events, write_gdelt2
+    from forecast.store import open_store
+
+    weeks = week_ends(dt.date(2025, 1, 1), dt.date(2025, 3, 1))
+    params = {"rho": 0.5, "mu": np.array([1.0]), "lambda": np.array([0.3]),
+              "phi": np.array([0.2]), "beta": np.array([-0.5]), "gamma": np.array([0.3]),
+              "never": np.array([0.0])}
+    world = simulate_world(np.random.default_rng(2), ["s"], ["k"], weeks, params=params)
+    rules = {"s": ("RUS", "AZE", "163", 3), "k": ("AZE", "RUS", "172", 1)}
+    events = world_events(world, rules, np.random.default_rng(3), ("RUS", "AZE", "IRN"))
+    path = tmp_path / "world.export.CSV"
+    write_gdelt2(events, path)
+    con = open_store(tmp_path / "store.duckdb")
+    result = import_events(con, path)
+    assert (result.format, result.read, result.rejected) == ("gdelt2", len(events), 0)
+    assert result.imported + result.duplicate == len(events)
+    for code, var in (("163", "scenario_events"), ("172", "indicator_events")):
+        (stored,) = con.execute("SELECT coalesce(sum(1 + duplicates), 0) FROM events "
+                                "WHERE event_code = ?", [code]).fetchone()
+        assert stored == world.series[var].sum() > 0
