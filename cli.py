@@ -182,20 +182,11 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
 
 
 def _prior_predictive(ws, p) -> list[dict]:
-    """The model's prior predictive of the claims, cached by priors and code version."""
-    from forecast.update import code_version
-    from forecast.workspace import atomic_write
+    from forecast.prior_check import cached_prior_predictive
 
-    cache = ws.posteriors_dir / f"prior-check-{p.digest()[:16]}-{code_version()}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    from forecast.prior_check import prior_predictive
-
-    click.echo("Sampling the model's prior given the claims (cached afterwards)...", err=True)
-    predictive = prior_predictive(p)
-    ws.posteriors_dir.mkdir(exist_ok=True)
-    atomic_write(cache, json.dumps(predictive))
-    return predictive
+    click.echo("The model's prior given the claims (sampled once per priors version)...",
+               err=True)
+    return cached_prior_predictive(p, ws.posteriors_dir)
 
 
 @priors.command("show")
@@ -333,6 +324,7 @@ def events_stats(ctx: click.Context, as_json: bool) -> None:
     from forecast.events import event_stats
     from forecast.priors import load_priors
     from forecast.scenarios import all_indicators
+    from forecast.series import indicator_counts
     from forecast.store import open_store
 
     ws = _workspace(ctx)
@@ -340,7 +332,7 @@ def events_stats(ctx: click.Context, as_json: bool) -> None:
     con = open_store(ws.store_path, read_only=True)
     try:
         stats = event_stats(con)
-        stats["by_indicator"] = _indicator_counts(con, indicators)
+        stats["by_indicator"] = indicator_counts(con, indicators)
     finally:
         con.close()
     if as_json:
@@ -356,18 +348,6 @@ def events_stats(ctx: click.Context, as_json: bool) -> None:
     click.echo("\nBy indicator:")
     for ident, n in stats["by_indicator"].items():
         click.echo(f"  {ident}  {n}")
-
-
-def _indicator_counts(con, indicators) -> dict[str, int]:
-    from forecast.events import filter_sql
-
-    counts = {}
-    for ident, ind in indicators.items():
-        where, params = filter_sql(ind.filter.actor1, ind.filter.actor2, ind.filter.codes,
-                                   ind.filter.min_sources)
-        counts[ident] = con.execute(f"SELECT count(*) FROM events WHERE {where}",
-                                    params).fetchone()[0]
-    return counts
 
 
 def _scenario(ws, scenario: str, param_hint: str = "--scenario"):
@@ -502,20 +482,29 @@ def _history_rows(ctx: click.Context, *, question: str | None = None,
         return []
     con = open_store(ws.store_path, read_only=True)
     try:
-        if every and question is None:
-            ids = [r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY created_at")
-                   .fetchall()] if _has_runs(con) else []
-            return [row for run_id in ids for row in hist.question_rows(con, run_id=run_id)]
-        if not _has_runs(con):
+        runs = hist.runs(con)
+        if not runs:
             return []
+        if every and question is None:
+            return [row for run in runs for row in hist.question_rows(con, run_id=run["run_id"])]
         return hist.question_rows(con, question=question)
     finally:
         con.close()
 
 
-def _has_runs(con) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_name = 'runs'").fetchone()[0])
+# --- report ---------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Folder for report.md, report.html and the PNGs.")
+@click.pass_context
+def report(ctx: click.Context, out: Path) -> None:
+    """Markdown + self-contained HTML + PNG report of the latest update."""
+    from forecast.report import write_report
+
+    ws = _workspace(ctx)
+    path = write_report(ws, out)
+    click.echo(f"Wrote {path} and {path.with_suffix('.html')} (with PNGs in {out}).")
 
 
 # --- commands of later issues -----------------------------------------------------------------
@@ -529,7 +518,6 @@ def _not_yet(name: str, issue: int, help_text: str) -> None:
 
 for _name, _issue, _help in (
     ("explain", 5, "Why the forecast moved since the previous update"),
-    ("report", 5, "Markdown + HTML + PNG probability report"),
     ("resolve", 6, "Resolve a question by hand: yes, no or annulled"),
     ("submit", 6, "Tournament submission files (Metaculus, ForecastBench, CSV)"),
     ("score", 6, "Brier, log and baseline scores of resolved questions"),

@@ -59,33 +59,11 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     Dataset with ``probability``, ``low``, ``high`` (90% interval), ``status`` ("open", "yes",
     "no") and ``draws`` (question, sample): the per-draw probabilities.
     """
-    rng = np.random.default_rng(seed)
     scenarios = list(series.scenario.values)
-    beta = _draws(posterior, "beta")  # (sample, scenario)
-    n_samples = beta.shape[0]
-    has_x = "escalation" in posterior
-    gamma = _draws(posterior, "gamma") if has_x else np.zeros_like(beta)
-    never = _draws(posterior, "never") if "never" in posterior else np.zeros_like(beta)
-    if has_x:
-        x = _draws(posterior, "escalation")  # (sample, week)
-        rho = _draws(posterior, "rho")
-    else:
-        x, rho = np.zeros((n_samples, series.sizes["week"])), np.zeros(n_samples)
-
-    seen = series.volume.values > 0  # weeks with data; see `forecast.model`
-    past = (np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :]) * seen).sum(axis=2)
-    happened = series.scenario_events.sum("week").values > 0  # (scenario,)
-    quiet_on = (1 - never) * np.exp(-past)
-    p_on = np.where(happened, 1.0, quiet_on / np.maximum(never + quiet_on, 1e-300))
-
     last = max((q.deadline for q in questions), default=as_of)
     n_ahead = max(int(np.ceil((last - as_of).days / 7)), 1)
-    future_x = np.empty((n_samples, n_ahead))
-    state = x[:, -1]
-    for h in range(n_ahead):
-        state = rho * state + (rng.standard_normal(n_samples) if has_x else 0.0)
-        future_x[:, h] = state
-    rate = np.exp(beta[:, :, None] + gamma[:, :, None] * future_x[:, None, :])  # (s, scen, h)
+    p_on, rate = _forward(posterior, series, n_ahead, seed)
+    n_samples = p_on.shape[0]
     starts = np.array([as_of + dt.timedelta(days=7 * h) for h in range(n_ahead)])
 
     probs, status = [], []
@@ -120,6 +98,49 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         },
         coords={"question": [q.id for q in questions]},
     )
+
+
+def _forward(posterior: xr.Dataset, series: xr.Dataset, n_ahead: int,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw: P(channel on | data) ``(sample, scenario)`` and the weekly rates of the next
+    `n_ahead` weeks ``(sample, scenario, week)`` along a simulated escalation path."""
+    rng = np.random.default_rng(seed)
+    beta = _draws(posterior, "beta")  # (sample, scenario)
+    n_samples = beta.shape[0]
+    has_x = "escalation" in posterior
+    gamma = _draws(posterior, "gamma") if has_x else np.zeros_like(beta)
+    never = _draws(posterior, "never") if "never" in posterior else np.zeros_like(beta)
+    if has_x:
+        x = _draws(posterior, "escalation")  # (sample, week)
+        rho = _draws(posterior, "rho")
+    else:
+        x, rho = np.zeros((n_samples, series.sizes["week"])), np.zeros(n_samples)
+
+    seen = series.volume.values > 0  # weeks with data; see `forecast.model`
+    past = (np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :]) * seen).sum(axis=2)
+    happened = series.scenario_events.sum("week").values > 0  # (scenario,)
+    quiet_on = (1 - never) * np.exp(-past)
+    p_on = np.where(happened, 1.0, quiet_on / np.maximum(never + quiet_on, 1e-300))
+
+    future_x = np.empty((n_samples, n_ahead))
+    state = x[:, -1]
+    for h in range(n_ahead):
+        state = rho * state + (rng.standard_normal(n_samples) if has_x else 0.0)
+        future_x[:, h] = state
+    rate = np.exp(beta[:, :, None] + gamma[:, :, None] * future_x[:, None, :])
+    return p_on, rate
+
+
+def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date,
+                           until: dt.date, *, seed: int) -> xr.DataArray:
+    """P(at least one event of each scenario between as_of and each later week's end), per draw:
+    ``(scenario, week, sample)``, for fan charts."""
+    n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
+    p_on, rate = _forward(posterior, series, n_ahead, seed)
+    cumulative = p_on[:, :, None] * -np.expm1(-np.cumsum(rate, axis=2))
+    weeks = np.datetime64(as_of, "D") + 7 * np.arange(1, n_ahead + 1)
+    return xr.DataArray(cumulative.transpose(1, 2, 0), dims=("scenario", "week", "sample"),
+                        coords={"scenario": series.scenario.values, "week": weeks})
 
 
 def _overlap_days(week_start: dt.date, window_start: dt.date, window_end: dt.date) -> int:

@@ -61,6 +61,15 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
           f["interval"][0], f["interval"][1], f["status"]] for f in forecasts])
 
 
+def runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every recorded run, oldest first; none when the store has no history tables yet."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables "
+                         "WHERE table_name = 'runs'").fetchone()
+    if not exists or not exists[0]:
+        return []
+    return _rows(con, "SELECT * FROM runs ORDER BY created_at", [])
+
+
 def find_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     rows = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     return rows[0] if rows else None

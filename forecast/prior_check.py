@@ -10,9 +10,11 @@ scenarios, or the model's structure, pull against it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
 from forecast.fit import SamplerConfig, diagnose, sample
 from forecast.model import ModelConfig, build_model, claim_probability
@@ -33,11 +35,19 @@ def prior_predictive(priors: Priors, sampler: SamplerConfig = PRIOR_SAMPLER) -> 
     model = build_model(series, terms, ModelConfig())
     tree = sample(model, sampler)
     diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
-    post = tree.posterior.to_dataset()
-    beta = post["beta"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    never = post["never"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    rows = claim_probabilities(priors, tree.posterior.to_dataset())
+    return [{**r, "diagnostics": diagnostics.as_dict()} for r in rows]
+
+
+def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
+    """Per claim: mean and 90% interval over `posterior` draws of the probability the claim
+    speaks of (computed as the claim constraint computes it), and whether the stated range
+    overlaps that interval."""
+    scenarios = list(posterior.scenario.values)
+    beta = posterior["beta"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    never = posterior["never"].stack(sample=("chain", "draw")).transpose("sample", ...).values
     rows = []
-    for term, constraint in zip(terms, priors.constraints(), strict=True):
+    for term, constraint in zip(claim_terms(priors), priors.constraints(), strict=True):
         idx = [scenarios.index(m) for m in term.members]
         p = 1 - np.prod(1 - claim_probability(never[:, idx], beta[:, idx], term.weeks), axis=1)
         low, high = np.quantile(p, [0.05, 0.95])
@@ -45,7 +55,21 @@ def prior_predictive(priors: Priors, sampler: SamplerConfig = PRIOR_SAMPLER) -> 
         rows.append({"id": term.id, "mean": float(p.mean()), "interval": [float(low), float(high)],
                      "stated_range": list(stated),
                      "consistent": bool(low <= stated[1] and high >= stated[0])})
-    return [{**r, "diagnostics": diagnostics.as_dict()} for r in rows]
+    return rows
+
+
+def cached_prior_predictive(priors: Priors, cache_dir: Path) -> list[dict]:
+    """`prior_predictive`, cached in `cache_dir` by the priors' digest and the code version."""
+    from forecast.update import code_version
+    from forecast.workspace import atomic_write
+
+    cache = cache_dir / f"prior-check-{priors.digest()[:16]}-{code_version()}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    predictive = prior_predictive(priors)
+    cache_dir.mkdir(exist_ok=True)
+    atomic_write(cache, json.dumps(predictive))
+    return predictive
 
 
 def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.events import filter_sql
-from forecast.scenarios import EventFilter, Scenario, all_indicators
+from forecast.scenarios import EventFilter, Indicator, Scenario, all_indicators
 
 
 def week_ends(start: dt.date, as_of: dt.date) -> np.ndarray:
@@ -72,6 +72,17 @@ def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario]
     rules = {s.id: counts(*_filter(s.resolution)) for s in scenarios.values() if s.resolution}
     indicators = {i.id: counts(*_filter(i.filter)) for i in all_indicators(scenarios).values()}
     return make_series(weeks, rules, indicators, counts("TRUE", []))
+
+
+def indicator_counts(con: duckdb.DuckDBPyConnection,
+                     indicators: dict[str, Indicator]) -> dict[str, int]:
+    """Stored events matching each indicator's filter, over all dates."""
+    counts = {}
+    for ident, indicator in indicators.items():
+        where, params = _filter(indicator.filter)
+        row = con.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()
+        counts[ident] = row[0] if row else 0
+    return counts
 
 
 def first_qualifying(con: duckdb.DuckDBPyConnection, scenario: Scenario,

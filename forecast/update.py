@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from forecast.model import ClaimTerm, ModelConfig, build_model
 from forecast.priors import Priors, load_priors
 from forecast.series import first_qualifying, weekly_series
 from forecast.store import open_store, transaction
-from forecast.workspace import Workspace
+from forecast.workspace import Workspace, atomic_file
 
 #: Weeks of history the model sees (the AR(1) costs grow with the square of this).
 HISTORY_WEEKS = 156
@@ -156,11 +154,4 @@ def _save_posterior(path: Path, tree: xr.DataTree, series: xr.Dataset, run: dict
     out.attrs = {k: int(v) if isinstance(v, bool) else v if isinstance(v, int | float | str)
                  else str(v) for k, v in run.items()}
     path.parent.mkdir(exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        out.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_file(path, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"))

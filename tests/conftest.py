@@ -26,3 +26,20 @@ def priors_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def workspace(tmp_path: Path):
     return init_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def fitted_example(tmp_path_factory):
+    """An example workspace with two recorded updates (starved fits, published with
+    --allow-unconverged so that they are quick): shared by the slow tests that read forecasts."""
+    from cli import main
+
+    root = tmp_path_factory.mktemp("fitted") / "ex"
+    runner = CliRunner()
+    ws = ["--workspace", str(root)]
+    assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0
+    for as_of in ("2026-11-15", "2026-11-22"):
+        result = runner.invoke(main, [*ws, "update", "--as-of", as_of, "--draws", "30",
+                                      "--tune", "30", "--allow-unconverged"])
+        assert result.exit_code == 0, result.output
+    return root

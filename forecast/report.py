@@ -1,0 +1,270 @@
+"""`forecast report`: the latest update as a Markdown report and a self-contained HTML report.
+
+Both are rendered from one list of blocks, so they say the same thing; the HTML embeds its PNGs
+(base64) and needs no network. Every number comes from the stored history rows, the posterior
+file and the store, the same sources as `forecast show --json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import xarray as xr
+
+from forecast import history, plots
+from forecast.errors import ForecastError
+from forecast.forecasts import cumulative_probability
+from forecast.prior_check import cached_prior_predictive, claim_probabilities
+from forecast.priors import load_priors
+from forecast.store import open_store
+from forecast.workspace import Workspace, atomic_write
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#222;line-height:1.45}table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;white-space:nowrap}
+th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;height:auto}
+blockquote{border-left:4px solid #ccc;margin:.5rem 0;padding:.2rem .8rem;color:#444}
+.warn{background:#fde8e8;border:2px solid #c00;color:#900;padding:.6rem 1rem;font-weight:600}
+.note{background:#fff6d5;border:1px solid #d9b300;padding:.5rem 1rem}code{font-size:.85rem}"""
+
+
+def percent(p: float) -> str:
+    return f"{p:.1%}"
+
+
+@dataclass
+class _Doc:
+    """Blocks rendered both as Markdown and as HTML."""
+
+    md: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    images: dict[str, Path] = field(default_factory=dict)
+
+    def heading(self, level: int, text: str) -> None:
+        self.md.append(f"{'#' * level} {text}")
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def para(self, text: str, css: str | None = None) -> None:
+        self.md.append(f"**{text}**" if css == "warn" else text)
+        cls = f' class="{css}"' if css else ""
+        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
+
+    def quote(self, text: str, source: str) -> None:
+        self.md.append(f"> “{text}”\n>\n> {source}")
+        self.html.append(f"<blockquote>“{html.escape(text)}”<br><small>{html.escape(source)}"
+                         "</small></blockquote>")
+
+    def bullets(self, items: list[str]) -> None:
+        self.md.append("\n".join(f"- {i}" for i in items))
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+
+    def table(self, header: list[str], rows: list[list[str]],
+              numeric: frozenset[int] = frozenset()) -> None:
+        self.md.append("\n".join(["| " + " | ".join(header) + " |",
+                                  "|" + "|".join("---:" if i in numeric else "---"
+                                                 for i in range(len(header))) + "|"]
+                                 + ["| " + " | ".join(r) + " |" for r in rows]))
+        cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(
+            f'<td{" class=num" if i in numeric else ""}>{html.escape(c)}</td>'
+            for i, c in enumerate(r)) + "</tr>" for r in rows)
+        self.html.append(f"<table><tr>{cells}</tr>{body}</table>")
+
+    def image(self, path: Path, alt: str) -> None:
+        self.md.append(f"![{alt}]({path.name})")
+        data = base64.b64encode(path.read_bytes()).decode()
+        self.html.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+
+    def render(self, title: str) -> tuple[str, str]:
+        md = "\n\n".join(self.md) + "\n"
+        page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>"
+                f"{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+                + "\n".join(self.html) + "</body></html>\n")
+        return md, page
+
+
+def write_report(ws: Workspace, out: Path) -> Path:
+    """Write report.md, report.html and the PNGs of the latest update to `out`; returns the
+    Markdown file. Raises `ForecastError` when there is no update to report on."""
+    if not ws.store_path.exists():
+        raise ForecastError("no forecasts to report: run `forecast update` first")
+    con = open_store(ws.store_path, read_only=True)
+    try:
+        runs = history.runs(con)
+        if not runs:
+            raise ForecastError("no forecasts to report: run `forecast update` first")
+        run = runs[-1]
+        rows = history.question_rows(con, run_id=run["run_id"])
+        previous = ({r["question"]: r for r in history.question_rows(
+            con, run_id=runs[-2]["run_id"])} if len(runs) > 1 else {})
+        every = [r for past in runs for r in history.question_rows(con, run_id=past["run_id"])]
+        sources = con.execute("SELECT source_format, count(*), coalesce(sum(1 + duplicates), 0) "
+                              "FROM events GROUP BY 1 ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    priors = load_priors(ws.priors_dir)
+    tree = xr.open_datatree(ws.root / run["posterior_file"], engine="h5netcdf")
+    posterior = tree["posterior"].to_dataset()
+    series = tree["constant_data"].to_dataset()
+    out.mkdir(parents=True, exist_ok=True)
+
+    doc = _Doc()
+    title = f"Will Russia retaliate against Azerbaijan? Forecasts as of {run['as_of']}"
+    doc.heading(1, title)
+    if run["simulated"]:
+        doc.para("SIMULATED DATA: this report is built from the bundled example. Its events, "
+                 "except the five the source document names, are simulated; its numbers say "
+                 "nothing about the real world.", "warn")
+    if not run["converged"]:
+        doc.para(f"NOT CONVERGED: this fit failed the diagnostics gate and was published with "
+                 f"--allow-unconverged (worst parameter {run['worst']}). Do not rely on it.",
+                 "warn")
+    doc.para("Probabilities that each retaliation scenario of the op-ed “From Allies to "
+             "Adversaries” happens by each deadline, from the document's claims (as priors) "
+             "updated with coded events. Intervals are 90% credible intervals.")
+    _headline(doc, rows, previous)
+    _scenarios(doc, out, priors, rows, every, posterior, series, run)
+    _prior_vs_posterior(doc, out, priors, posterior, ws)
+    _indicators(doc, out, series, posterior)
+    _changes(doc, rows, previous)
+    _diagnostics(doc, run)
+    _provenance(doc, run, ws, sources)
+    md, page = doc.render(title)
+    atomic_write(out / "report.md", md)
+    atomic_write(out / "report.html", page)
+    return out / "report.md"
+
+
+def _change(row: dict, previous: dict[str, dict]) -> str:
+    before = previous.get(row["question"])
+    if before is None:
+        return "new"
+    delta = row["probability"] - before["probability"]
+    return f"{delta * 100:+.1f} pts"
+
+
+def _headline(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
+    doc.heading(2, "Headline")
+    doc.table(["question", "P(yes)", "90% interval", "change since previous update", "deadline",
+               "status"],
+              [[r["question"], percent(r["probability"]),
+                f"{percent(r['interval'][0])} – {percent(r['interval'][1])}",
+                _change(r, previous), str(r["deadline"]), _status(r["status"])] for r in rows],
+              numeric=frozenset({1, 3}))
+
+
+def _status(status: str) -> str:
+    return {"yes": "resolved YES", "no": "resolved NO"}.get(status, status)
+
+
+def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict],
+               posterior: xr.Dataset, series: xr.Dataset, run: dict) -> None:
+    as_of = run["as_of"]
+    until = max(r["deadline"] for r in rows)
+    cumulative = cumulative_probability(posterior, series, as_of, until, seed=run["seed"])
+    constraints = {c.claim.id: c for c in priors.constraints()}
+    for scenario in priors.scenarios.values():
+        mine = [r for r in rows if r["scenario"] == scenario.id]
+        doc.heading(2, f"{scenario.title} ({scenario.id})")
+        doc.para(scenario.description)
+        members = list(scenario.union) or [scenario.id]
+        # a union happens when any member does: per draw, 1 - prod(1 - P_member)
+        curve = 1 - (1 - cumulative.sel(scenario=members)).prod("scenario")
+        fan = out / f"fan-{scenario.id}.png"
+        plots.fan_chart(curve, f"{scenario.title}: P(an event after {as_of}, by date)",
+                        [r for r in mine if r["status"] == "open"], fan)
+        doc.image(fan, f"Fan chart of {scenario.title}")
+        hist = out / f"history-{scenario.id}.png"
+        plots.history_chart([r for r in every if r["scenario"] == scenario.id],
+                            f"{scenario.title}: forecast history", hist)
+        doc.image(hist, f"Forecast history of {scenario.title}")
+        if scenario.resolution:
+            doc.para(f"Resolves YES on: {scenario.resolution.describe()}.")
+        else:
+            doc.para(f"Resolves YES when any of these does: {', '.join(scenario.union)}.")
+        claims = [c for c in constraints.values() if c.claim.scenario == scenario.id]
+        if claims:
+            doc.heading(3, "The claims behind it")
+            for c in claims:
+                low, high = c.interval()
+                doc.quote(c.claim.quote, f"{c.claim.id}: {c.claim.wording} "
+                          f"{c.claim.horizon.phrase}; rated {c.claim.rating} (weight "
+                          f"{c.weight:.2f}); constraint mean {percent(c.mean)}, 90% in "
+                          f"{percent(low)}–{percent(high)}")
+
+
+def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
+                        ws: Workspace) -> None:
+    doc.heading(2, "Prior against posterior")
+    prior = {r["id"]: r for r in cached_prior_predictive(priors, ws.posteriors_dir)}
+    post = {r["id"]: r for r in claim_probabilities(priors, posterior)}
+    rows = [{"id": c.claim.id, "horizon": c.claim.horizon.phrase,
+             "stated_range": list(c.claim.stated), "prior": prior[c.claim.id],
+             "posterior": post[c.claim.id]} for c in priors.constraints()]
+    path = out / "prior-posterior.png"
+    plots.prior_posterior_chart(rows, path)
+    doc.para("For each claim: the range it states, the probability the model implies given the "
+             "claims alone (prior), and given the claims and the events (posterior), at the "
+             "stationary escalation level.")
+    doc.image(path, "Prior against posterior for each claim")
+
+
+def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset) -> None:
+    if "escalation" not in posterior or not series.sizes.get("indicator"):
+        return
+    doc.heading(2, "Indicators and the escalation level")
+    path = out / "indicators.png"
+    escalation = posterior["escalation"].stack(sample=("chain", "draw")).transpose(
+        "sample", ...).values
+    plots.indicator_chart(series, escalation, path)
+    doc.image(path, "Escalation level and indicator series")
+    totals = series.scenario_events.sum("week")
+    doc.para("Events meeting each scenario's rule in the fitted window: " + ", ".join(
+        f"{s} {int(n)}" for s, n in zip(totals.scenario.values, totals.values, strict=True))
+        + ".")
+
+
+def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
+    doc.heading(2, "What changed")
+    if not previous:
+        doc.para("This is the first recorded update: there is nothing to compare with.")
+        return
+    def moved_by(r: dict) -> float:
+        return abs(r["probability"] - previous.get(r["question"], r)["probability"])
+
+    moved = sorted(rows, key=moved_by, reverse=True)
+    doc.table(["question", "previous", "now", "change"],
+              [[r["question"], percent(previous[r["question"]]["probability"])
+                if r["question"] in previous else "–", percent(r["probability"]),
+                _change(r, previous)] for r in moved], numeric=frozenset({1, 2, 3}))
+    doc.para("Why the numbers moved (decomposed by cause) is the job of `forecast explain`, "
+             "which is not built yet.", "note")
+
+
+def _diagnostics(doc: _Doc, run: dict) -> None:
+    doc.heading(2, "Diagnostics")
+    verdict = "passed" if run["converged"] else "FAILED (published with --allow-unconverged)"
+    doc.bullets([f"Gate (R-hat <= 1.01, bulk ESS >= 400, no divergences): {verdict}",
+                 f"Largest R-hat: {run['r_hat_max']:.3f}",
+                 f"Smallest bulk ESS: {run['ess_bulk_min']:.0f}",
+                 f"Divergences: {run['divergences']}",
+                 f"Worst parameter: {run['worst']}",
+                 f"Sampler: nutpie, {run['chains']} chains × {run['draws']} draws after "
+                 f"{run['tune']} tuning draws"])
+
+
+def _provenance(doc: _Doc, run: dict, ws: Workspace, sources: list[tuple]) -> None:
+    doc.heading(2, "Provenance")
+    doc.bullets([f"As of: {run['as_of']}", f"Seed: {run['seed']}", f"Run: {run['run_id']}",
+                 f"Data hash: {run['data_hash']}", f"Priors hash: {run['priors_hash']}",
+                 f"Code version: {run['code_version']}",
+                 f"Posterior: {run['posterior_file']} (in workspace {ws.root})",
+                 "Events by source format: " + (", ".join(
+                     f"{fmt} {n} events from {rows} source rows" for fmt, n, rows in sources)
+                     or "none"),
+                 f"Report written {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"])
