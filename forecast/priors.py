@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,14 +146,18 @@ class Priors:
     def _contains(self, outer: str, inner: str) -> bool:
         return outer == inner or inner in self.scenarios[outer].union
 
+    def files(self) -> dict[str, str]:
+        """Every file that defines these priors: path relative to the priors folder -> text."""
+        paths = sorted({cs.file for cs in self.claim_sets} | {cs.source.document
+                                                               for cs in self.claim_sets}
+                       | {s.file for s in self.scenarios.values()})
+        return {os.path.relpath(p, self.directory): p.read_text(encoding="utf-8") for p in paths}
+
     def digest(self) -> str:
         """SHA-256 over every file that defines these priors (names and contents)."""
         h = hashlib.sha256()
-        files = sorted({cs.file for cs in self.claim_sets} | {cs.source.document
-                                                               for cs in self.claim_sets}
-                       | {s.file for s in self.scenarios.values()})
-        for f in files:
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        for name, text in self.files().items():
+            h.update(Path(name).name.encode() + b"\0" + text.encode() + b"\0")
         return h.hexdigest()
 
 

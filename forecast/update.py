@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,7 +118,9 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
         run = {**identity, "run_id": run_id, "posterior_file": posterior_file,
                **asdict(diagnostics), "converged": diagnostics.converged,
                "allow_unconverged": allow_unconverged, "simulated": ws.config.example}
-        _save_posterior(ws.root / posterior_file, tree, series, run)
+        # the priors are kept beside the posterior, so that a later explanation can refit with them
+        _save_posterior(ws.root / posterior_file, tree, series,
+                        {**run, "priors_files": json.dumps(priors.files())})
         rows = [{"question": str(q), "scenario": str(f.scenario.item()),
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),
                  "interval": [float(f.low), float(f.high)], "status": str(f.status.item())}

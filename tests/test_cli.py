@@ -6,6 +6,7 @@ import sys
 
 import click
 import pytest
+import xarray as xr
 
 from cli import main
 from tests.conftest import ROOT
@@ -258,7 +259,12 @@ def test_update_gate_refuses_a_starved_fit_and_allow_unconverged_marks_it(runner
     assert len(history) == 1 and history[0] == next(
         r for r in rows if r["question"] == "proxy-strikes-by-2026-12-31")
     posterior = tmp_path / "ex" / "posteriors" / f"{rows[0]['run_id']}.nc"
-    assert posterior.is_file()
+    tree = xr.open_datatree(posterior, engine="h5netcdf")
+    assert tree.attrs["run_id"] == rows[0]["run_id"] and tree.attrs["allow_unconverged"] == 1
+    saved = json.loads(tree.attrs["priors_files"])
+    assert saved["claims/allies-to-adversaries.toml"] == (
+        tmp_path / "ex" / "priors" / "claims" / "allies-to-adversaries.toml").read_text()
+    assert set(tree.children) == {"posterior", "sample_stats", "constant_data"}
 
 
 @pytest.mark.slow
