@@ -492,18 +492,56 @@ def _history_rows(ctx: click.Context, *, question: str | None = None,
         con.close()
 
 
+@main.command()
+@click.argument("question", required=False)
+@output_options
+@click.pass_context
+def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
+    """Why the forecasts moved since the previous update, by cause.
+
+    Each cause's contribution comes from refitting the model with one input changed at a time
+    (changed priors, quiet weeks, new events of each indicator, new scenario events and
+    resolutions); the contributions add up to the change. Takes one fit per cause.
+    """
+    from forecast.explain import explain as run_explain
+
+    ws = _workspace(ctx)
+    with ws.lock():
+        result = run_explain(ws, question)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"From {result['previous_as_of']} to {result['as_of']} ({result['method']}):")
+    for q in result["questions"]:
+        if q["change"] is None:
+            click.echo(f"\n{q['question']}: new, {q['latest']:.1%}")
+            continue
+        click.echo(f"\n{q['question']}: {q['previous']:.1%} → {q['latest']:.1%} "
+                   f"({q['change'] * 100:+.1f} pts)")
+        for cause, delta in q["contributions"].items():
+            click.echo(f"  {delta * 100:+6.1f} pts  {cause}")
+        click.echo(f"  {q['residual'] * 100:+6.1f} pts  residual (refit vs recorded)")
+    if result["events"]:
+        click.echo("\nNew events that count for a rule or an indicator (most sources first):")
+        for e in result["events"]:
+            click.echo(f"  {e['date']}  {e['actor1']}→{e['actor2']}  {e['event_code']:<5} "
+                       f"sources {e['num_sources']:<3} {e['counts_for']}  {e['source_url'] or ''}")
+
+
 # --- report ---------------------------------------------------------------------------------
 
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="Folder for report.md, report.html and the PNGs.")
+@click.option("--explain", "with_explain", is_flag=True,
+              help="Decompose the change since the previous update by cause (one refit each).")
 @click.pass_context
-def report(ctx: click.Context, out: Path) -> None:
+def report(ctx: click.Context, out: Path, with_explain: bool) -> None:
     """Markdown + self-contained HTML + PNG report of the latest update."""
     from forecast.report import write_report
 
     ws = _workspace(ctx)
-    path = write_report(ws, out)
+    path = write_report(ws, out, explain=with_explain)
     click.echo(f"Wrote {path} and {path.with_suffix('.html')} (with PNGs in {out}).")
 
 
@@ -517,7 +555,6 @@ def _not_yet(name: str, issue: int, help_text: str) -> None:
 
 
 for _name, _issue, _help in (
-    ("explain", 5, "Why the forecast moved since the previous update"),
     ("resolve", 6, "Resolve a question by hand: yes, no or annulled"),
     ("submit", 6, "Tournament submission files (Metaculus, ForecastBench, CSV)"),
     ("score", 6, "Brier, log and baseline scores of resolved questions"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from forecast.errors import ConvergenceError
 
@@ -61,21 +61,35 @@ class Diagnostics:
             "or pass --allow-unconverged to publish it anyway (recorded)")
 
 
-def sample(model: pm.Model, config: SamplerConfig, progress: Progress | None = None) -> xr.DataTree:
-    """Compile `model` with nutpie (numba backend) and sample it; chains run in parallel."""
+def compile_model(model: pm.Model) -> Any:
+    """The model compiled by nutpie (numba backend), reusable with new data of the same shapes."""
     import nutpie
 
-    compiled = nutpie.compile_pymc_model(model)
+    return nutpie.compile_pymc_model(model)
+
+
+def sample_compiled(compiled: Any, config: SamplerConfig, progress: Progress | None = None,
+                    data: dict[str, Any] | None = None) -> xr.DataTree:
+    """Sample a compiled model, with `data` (``forecast.model.model_data``) swapped in if given;
+    chains run in parallel."""
+    import nutpie
 
     def report(chains) -> None:
         if progress is not None:
             progress(sum(c.finished_draws for c in chains), sum(c.total_draws for c in chains),
                      sum(c.divergences for c in chains))
 
+    if data is not None:
+        compiled = compiled.with_data(**data)
     return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                          cores=config.chains, seed=config.seed, target_accept=config.target_accept,
-                         adaptation=config.adaptation,
-                         progress_bar=False, progress_callback=report, save_warmup=False)
+                         adaptation=config.adaptation, progress_bar=False,
+                         progress_callback=report, save_warmup=False)
+
+
+def sample(model: pm.Model, config: SamplerConfig, progress: Progress | None = None) -> xr.DataTree:
+    """Compile `model` and sample it."""
+    return sample_compiled(compile_model(model), config, progress)
 
 
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:

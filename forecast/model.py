@@ -125,8 +125,8 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
     n_weeks = series.sizes["week"]
     coords = {"scenario": scenarios, "indicator": indicators, "week": series.week.values}
     with pm.Model(coords=coords) as model:
-        n = pm.Data("scenario_events", series.scenario_events.values.astype("float64"),
-                    dims=("scenario", "week"))
+        data = model_data(series)
+        n = pm.Data("scenario_events", data["scenario_events"], dims=("scenario", "week"))
         if config.escalation:
             rho = pm.Beta("rho", *config.rho)
             e = pm.Normal("innovation", 0.0, 1.0, dims="week")
@@ -137,9 +137,8 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
         # a week without any event in the feed is a gap in the data, not a quiet week
         seen = series.volume.values > 0
         if indicators and config.escalation and seen.any():
-            volume = series.volume.values[seen].astype("float64")
-            y = pm.Data("indicator_events", series.indicator_events.values[:, seen])
-            log_exposure = pm.Data("log_exposure", np.log(volume / volume.mean()))
+            y = pm.Data("indicator_events", data["indicator_events"])
+            log_exposure = pm.Data("log_exposure", data["log_exposure"])
             lam = pm.HalfNormal("lambda", config.lambda_sd, dims="indicator")
             level = pm.Normal("indicator_level", 0.0, config.mu_sd, dims="indicator")
             mu = pm.Deterministic("mu", level - lam * x.mean(), dims="indicator")
@@ -185,6 +184,18 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
                 logp.append((c.alpha - 1) * pt.log(p) + (c.beta - 1) * pt.log1p(-p))
             pm.Potential("claims", pt.sum(pt.stack(logp)))
     return model
+
+
+def model_data(series: xr.Dataset) -> dict[str, np.ndarray]:
+    """The `pm.Data` values `build_model` takes from `series`, for swapping in new data of the
+    same shapes (``nutpie`` ``with_data``) without rebuilding the model."""
+    seen = series.volume.values > 0
+    data = {"scenario_events": series.scenario_events.values.astype("float64")}
+    if series.sizes.get("indicator") and seen.any():
+        volume = series.volume.values[seen].astype("float64")
+        data["indicator_events"] = series.indicator_events.values[:, seen]
+        data["log_exposure"] = np.log(volume / volume.mean())
+    return data
 
 
 def _ar1(rho, e, n_weeks: int):

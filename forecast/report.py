@@ -88,9 +88,10 @@ class _Doc:
         return md, page
 
 
-def write_report(ws: Workspace, out: Path) -> Path:
+def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
     """Write report.md, report.html and the PNGs of the latest update to `out`; returns the
-    Markdown file. Raises `ForecastError` when there is no update to report on."""
+    Markdown file. With `explain`, "What changed" also decomposes the change by cause
+    (`forecast.explain`, one refit per cause). Raises `ForecastError` when there is no update."""
     if not ws.store_path.exists():
         raise ForecastError("no forecasts to report: run `forecast update` first")
     con = open_store(ws.store_path, read_only=True)
@@ -131,7 +132,7 @@ def write_report(ws: Workspace, out: Path) -> Path:
     _scenarios(doc, out, priors, rows, every, posterior, series, run)
     _prior_vs_posterior(doc, out, priors, posterior, ws)
     _indicators(doc, out, series, posterior)
-    _changes(doc, rows, previous)
+    _changes(doc, rows, previous, _explanation(ws) if explain and previous else None)
     _diagnostics(doc, run)
     _provenance(doc, run, ws, sources)
     md, page = doc.render(title)
@@ -229,11 +230,19 @@ def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset)
         + ".")
 
 
-def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
+def _explanation(ws: Workspace) -> dict:
+    from forecast.explain import explain
+
+    return explain(ws)
+
+
+def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict],
+             explanation: dict | None) -> None:
     doc.heading(2, "What changed")
     if not previous:
         doc.para("This is the first recorded update: there is nothing to compare with.")
         return
+
     def moved_by(r: dict) -> float:
         return abs(r["probability"] - previous.get(r["question"], r)["probability"])
 
@@ -242,8 +251,29 @@ def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
               [[r["question"], percent(previous[r["question"]]["probability"])
                 if r["question"] in previous else "–", percent(r["probability"]),
                 _change(r, previous)] for r in moved], numeric=frozenset({1, 2, 3}))
-    doc.para("Why the numbers moved (decomposed by cause) is the job of `forecast explain`, "
-             "which is not built yet.", "note")
+    if explanation is None:
+        doc.para("Why they moved, decomposed by cause (changed priors, quiet weeks, each "
+                 "indicator's new events, new scenario events), with the events that mattered: "
+                 "`forecast explain`, or `forecast report --explain` (one refit per cause).",
+                 "note")
+        return
+    doc.heading(3, "Why: the change by cause")
+    doc.para(f"Sequential counterfactual refits from {explanation['previous_as_of']} to "
+             f"{explanation['as_of']} (method in forecast/explain.py); the contributions and the "
+             "residual add up to the change.")
+    doc.table(["question", "change", "largest contributions", "residual"],
+              [[q["question"], f"{q['change'] * 100:+.1f} pts", "; ".join(
+                  f"{cause} {delta * 100:+.1f}" for cause, delta in sorted(
+                      q["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]),
+                f"{q['residual'] * 100:+.2f}"]
+               for q in explanation["questions"] if q["change"] is not None],
+              numeric=frozenset({1, 3}))
+    if explanation["events"]:
+        doc.heading(3, "The new events that count")
+        doc.table(["date", "actors", "CAMEO", "sources", "counts for", "source"],
+                  [[str(e["date"]), f"{e['actor1']}→{e['actor2']}", e["event_code"],
+                    str(e["num_sources"]), e["counts_for"], e["source_url"] or ""]
+                   for e in explanation["events"]], numeric=frozenset({3}))
 
 
 def _diagnostics(doc: _Doc, run: dict) -> None:

@@ -50,28 +50,34 @@ def _filter(flt: EventFilter) -> tuple[str, list]:
 
 
 def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario], *,
-                  start: dt.date, as_of: dt.date) -> xr.Dataset:
+                  start: dt.date, as_of: dt.date,
+                  known_until: dt.date | None = None) -> xr.Dataset:
     """Weekly counts of stored events meeting each scenario's rule and each indicator's filter,
     and the week's total event volume (the store holds only the region's events).
 
     Only scenarios with a rule of their own get a row (a union is derived from its members).
+    `known_until` leaves out rule and indicator events after that day, but not the volume: the
+    weeks after it are then quiet weeks (used by `forecast.explain`).
     """
     weeks = week_ends(start, as_of)
     first = weeks[0] - np.timedelta64(7, "D")
 
-    def counts(where: str, params: list) -> np.ndarray:
+    def counts(where: str, params: list, until: dt.date) -> np.ndarray:
         rows = con.execute(
             f"SELECT datediff('day', date, ?::DATE) // 7 AS back, count(*) FROM events "
             f"WHERE date <= ?::DATE AND date > ?::DATE AND {where} GROUP BY back",
-            [as_of, as_of, first.astype(dt.date), *params]).fetchall()
+            [as_of, until, first.astype(dt.date), *params]).fetchall()
         out = np.zeros(len(weeks), dtype="int64")
         for back, n in rows:
             out[len(weeks) - 1 - back] = n
         return out
 
-    rules = {s.id: counts(*_filter(s.resolution)) for s in scenarios.values() if s.resolution}
-    indicators = {i.id: counts(*_filter(i.filter)) for i in all_indicators(scenarios).values()}
-    return make_series(weeks, rules, indicators, counts("TRUE", []))
+    until = min(as_of, known_until or as_of)
+    rules = {s.id: counts(*_filter(s.resolution), until)
+             for s in scenarios.values() if s.resolution}
+    indicators = {i.id: counts(*_filter(i.filter), until)
+                  for i in all_indicators(scenarios).values()}
+    return make_series(weeks, rules, indicators, counts("TRUE", [], as_of))
 
 
 def indicator_counts(con: duckdb.DuckDBPyConnection,

@@ -31,9 +31,6 @@ from forecast.series import first_qualifying, weekly_series
 from forecast.store import open_store, transaction
 from forecast.workspace import Workspace, atomic_file
 
-#: Weeks of history the model sees (the AR(1) costs grow with the square of this).
-HISTORY_WEEKS = 156
-
 
 @dataclass(frozen=True)
 class UpdateResult:
@@ -74,6 +71,23 @@ def _data_hash(series: xr.Dataset, resolved: dict[str, dt.date]) -> str:
     return h.hexdigest()
 
 
+def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, weeks: int, *,
+                known_until: dt.date | None = None) -> tuple[xr.Dataset, dict[str, dt.date]]:
+    """The weekly series of the `weeks` weeks up to `as_of` (the AR(1)'s cost grows with the
+    square of it) and the questions already resolved YES (question id -> first qualifying day);
+    `known_until` leaves out events after it (see `weekly_series`)."""
+    series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
+                           start=as_of - dt.timedelta(weeks=weeks))
+    until = min(as_of, known_until or as_of)
+    resolved = {}
+    for q in questions(priors):
+        day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
+                               since=q.opened, until=min(until, q.deadline))
+        if day is not None:
+            resolved[q.id] = day
+    return series, resolved
+
+
 def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = SamplerConfig(),
                allow_unconverged: bool = False, progress: Progress | None = None) -> UpdateResult:
     """Fit, gate, save the posterior and record one history row per question.
@@ -89,15 +103,8 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
     with ws.lock():
         # the store is opened only to read inputs and to record, not while sampling, so that
         # readers (show, history, events list) are not locked out for the length of a fit
-        with _store(ws) as con:
-            series = weekly_series(con, priors.scenarios, as_of=as_of,
-                                   start=as_of - dt.timedelta(weeks=HISTORY_WEEKS))
-            resolved = {}
-            for q in qs:
-                day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
-                                       since=q.opened, until=min(as_of, q.deadline))
-                if day is not None:
-                    resolved[q.id] = day
+        with store(ws) as con:
+            series, resolved = read_inputs(con, priors, as_of, ws.config.history_weeks)
             identity = {"as_of": as_of, "data_hash": _data_hash(series, resolved),
                         "priors_hash": priors.digest(), "code_version": code_version(),
                         **asdict(sampler)}
@@ -125,14 +132,14 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),
                  "interval": [float(f.low), float(f.high)], "status": str(f.status.item())}
                 for q, f in ((q, result.sel(question=q)) for q in result.question.values)]
-        with _store(ws) as con:
+        with store(ws) as con:
             with transaction(con):
                 history.record_run(con, run, rows)
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
 
 
 @contextlib.contextmanager
-def _store(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+def store(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     con = open_store(ws.store_path)
     try:
         history.ensure_schema(con)

@@ -32,7 +32,9 @@ from forecast.schema import Table, read_toml
 
 CONFIG_FILE = "forecast.toml"
 DEFAULT_LOCK_TIMEOUT = 30.0
-_CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout")
+DEFAULT_HISTORY_WEEKS = 156
+_CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout",
+                "history_weeks")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Config:
     priors: str
     region: tuple[str, ...]
     lock_timeout: float
+    history_weeks: int = DEFAULT_HISTORY_WEEKS
 
     def to_toml(self) -> str:
         region = ", ".join(f'"{r}"' for r in self.region)
@@ -57,6 +60,7 @@ class Config:
             f'priors = "{self.priors}"  # folder inside the workspace\n'
             f"region = [{region}]  # CAMEO codes of the region's actors\n"
             f"lock_timeout = {self.lock_timeout:g}  # seconds a second writer waits\n"
+            f"history_weeks = {self.history_weeks}  # weeks of events the model is fitted to\n"
         )
 
 
@@ -124,10 +128,14 @@ def _read_config(path: Path, root: Path) -> Config:
     timeout = t.number("lock_timeout", required=False)
     if timeout is not None and timeout < 0:
         t.problem("lock_timeout", f"expected a number of seconds >= 0, got {timeout:g}")
+    weeks = t.get("history_weeks", int, required=False, what="an integer >= 8")
+    if weeks is not None and weeks < 8:
+        t.problem("history_weeks", f"expected an integer >= 8, got {weeks}")
     if problems:
         raise ConfigError(path, problems)
     return Config(created, example, priors, tuple(region),  # type: ignore[arg-type]
-                  DEFAULT_LOCK_TIMEOUT if timeout is None else timeout)
+                  DEFAULT_LOCK_TIMEOUT if timeout is None else timeout,
+                  weeks or DEFAULT_HISTORY_WEEKS)
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -30,7 +30,7 @@ def workspace(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def fitted_example(tmp_path_factory):
-    """An example workspace with two recorded updates (starved fits, published with
+    """An example workspace with two recorded updates (short fits, published with
     --allow-unconverged so that they are quick): shared by the slow tests that read forecasts."""
     from cli import main
 
@@ -38,8 +38,10 @@ def fitted_example(tmp_path_factory):
     runner = CliRunner()
     ws = ["--workspace", str(root)]
     assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0
+    config = root / "forecast.toml"
+    config.write_text(config.read_text().replace("history_weeks = 156", "history_weeks = 20"))
     for as_of in ("2026-11-15", "2026-11-22"):
-        result = runner.invoke(main, [*ws, "update", "--as-of", as_of, "--draws", "30",
-                                      "--tune", "30", "--allow-unconverged"])
+        result = runner.invoke(main, [*ws, "update", "--as-of", as_of, "--draws", "100",
+                                      "--tune", "200", "--allow-unconverged"])
         assert result.exit_code == 0, result.output
     return root

@@ -41,7 +41,7 @@ def test_every_command_has_help(runner, path):
     assert main.commands[path[0]].help or main.commands[path[0]].short_help
 
 
-@pytest.mark.parametrize("name", ["explain", "resolve", "submit", "score", "backtest"])
+@pytest.mark.parametrize("name", ["resolve", "submit", "score", "backtest"])
 def test_unfinished_commands_say_so_without_crashing(runner, workspace, name):
     result = _run(runner, workspace, name, "--json")
     assert result.exit_code == 1

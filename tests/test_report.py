@@ -8,7 +8,8 @@ import pytest
 from cli import main
 
 SECTIONS = ["## Headline", "## Prior against posterior", "## Indicators and the escalation level",
-            "## What changed", "## Diagnostics", "## Provenance", "### The claims behind it"]
+            "## What changed", "### Why: the change by cause", "## Diagnostics", "## Provenance",
+            "### The claims behind it"]
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,8 @@ def report(fitted_example, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("report")
     runner = CliRunner()
-    result = runner.invoke(main, ["--workspace", str(fitted_example), "report", "--out", str(out)])
+    result = runner.invoke(main, ["--workspace", str(fitted_example), "report", "--explain",
+                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
     shown = json.loads(runner.invoke(main, ["--workspace", str(fitted_example), "show",
                                             "--json"]).stdout)

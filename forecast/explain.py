@@ -1,0 +1,144 @@
+"""`forecast explain`: why the forecasts moved between the last two updates.
+
+Method: sequential counterfactual refits. Between the previous update A and the latest B we change
+one input at a time, refit the model (same seed and sampler settings as B) and recompute every
+question's probability; each step's change is that cause's contribution:
+
+1. **changed priors**: A's data with B's priors (from the copy kept in each posterior file).
+   Skipped (zero) when the priors and sampler settings did not change.
+2. **passage of time**: B's as-of date, but no rule or indicator events after A's as-of date: the
+   new weeks are quiet weeks. Events dated before A's as-of but imported since also enter here.
+3. **new indicator events**, one indicator at a time (in the order of the model's indicators).
+4. **new scenario events and resolutions**: the rule events and resolutions known at B. This last
+   refit is B's own inputs, so it should reproduce B; whatever it does not reproduce is reported
+   as the residual.
+
+The contributions telescope: previous + sum(contributions) + residual = latest, exactly. Each
+contribution depends on the order of the steps (an interaction is credited to the later step),
+and is subject to the Monte Carlo error of two fits; both are the price of an exact sum.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from forecast import history
+from forecast.errors import ForecastError
+from forecast.events import list_events
+from forecast.fit import SamplerConfig, compile_model, sample_compiled
+from forecast.forecasts import forecast_questions
+from forecast.model import ModelConfig, build_model, model_data
+from forecast.priors import Priors, load_priors
+from forecast.update import claim_terms, questions, read_inputs, store
+from forecast.workspace import Workspace
+
+
+def _priors_of(tree: xr.DataTree, folder: Path) -> Priors:
+    """The priors an update was fitted with, from the copy in its posterior file."""
+    for name, text in json.loads(tree.attrs["priors_files"]).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return load_priors(folder)
+
+
+def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
+                   resolved: dict[str, dt.date], sampler: SamplerConfig,
+                   compiled: Any = None) -> dict[str, float]:
+    if compiled is None:
+        compiled = compile_model(build_model(series, claim_terms(priors), ModelConfig()))
+    tree = sample_compiled(compiled, sampler, data=model_data(series))
+    result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors), as_of,
+                                resolved, seed=sampler.seed)
+    return {str(q): float(p) for q, p in zip(result.question.values,
+                                              result.probability.values, strict=True)}
+
+
+def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
+    """Contributions of each cause to the change of every question (or one) between the last
+    two updates, and the new events that drove the largest contributions."""
+    with store(ws) as con:
+        runs = history.runs(con)
+        if len(runs) < 2:
+            raise ForecastError("nothing to explain: it takes two updates (`forecast update`)")
+        before, after = runs[-2], runs[-1]
+        rows_before, rows_after = ({r["question"]: r for r in history.question_rows(
+            con, run_id=run["run_id"])} for run in (before, after))
+    if question is not None and question not in rows_after:
+        raise ForecastError(f"unknown question '{question}'; known: {', '.join(rows_after)}")
+    trees = [xr.open_datatree(ws.root / r["posterior_file"], engine="h5netcdf")
+             for r in (before, after)]
+    if any("priors_files" not in t.attrs for t in trees):
+        raise ForecastError("the posterior of an update has no copy of its priors (made by an "
+                            "older version): run `forecast update` twice with this version")
+    sampler = SamplerConfig(draws=after["draws"], tune=after["tune"], chains=after["chains"],
+                            seed=after["seed"])
+    as_of_a, as_of_b = before["as_of"], after["as_of"]
+    with tempfile.TemporaryDirectory() as folder:
+        priors = _priors_of(trees[1], Path(folder))
+        steps: list[tuple[str, dict[str, float]]] = []
+        previous = {q: r["probability"] for q, r in rows_before.items()}
+        same_settings = all(before[k] == after[k] for k in ("priors_hash", "seed", "draws",
+                                                            "tune", "chains"))
+        if not same_settings:
+            series_a = trees[0]["constant_data"].to_dataset()
+            resolved_a = {q: as_of_a for q, r in rows_before.items() if r["status"] == "yes"}
+            steps.append(("changed priors (and sampler settings)",
+                          _probabilities(priors, series_a, as_of_a, resolved_a, sampler)))
+        with store(ws) as con:
+            weeks = ws.config.history_weeks
+            quiet, resolved_quiet = read_inputs(con, priors, as_of_b, weeks, known_until=as_of_a)
+            latest, resolved_latest = read_inputs(con, priors, as_of_b, weeks)
+            events = _events_that_mattered(con, priors, as_of_a + dt.timedelta(days=1), as_of_b)
+        compiled = compile_model(build_model(quiet, claim_terms(priors), ModelConfig()))
+        steps.append(("passage of time (quiet weeks)",
+                      _probabilities(priors, quiet, as_of_b, resolved_quiet, sampler, compiled)))
+        counterfactual = quiet.copy(deep=True)
+        for indicator in latest.indicator.values:
+            new = latest.indicator_events.sel(indicator=indicator)
+            if (new == counterfactual.indicator_events.sel(indicator=indicator)).all():
+                continue
+            counterfactual["indicator_events"].loc[{"indicator": indicator}] = new
+            steps.append((f"new events: indicator {indicator}",
+                          _probabilities(priors, counterfactual, as_of_b, resolved_quiet,
+                                         sampler, compiled)))
+        steps.append(("new scenario events and resolutions",
+                      _probabilities(priors, latest, as_of_b, resolved_latest, sampler,
+                                     compiled)))
+    wanted = [question] if question else list(rows_after)
+    out = []
+    for q in wanted:
+        level, contributions = previous.get(q), {}
+        for cause, probabilities in steps:
+            if level is not None:
+                contributions[cause] = probabilities[q] - level
+            level = probabilities[q]
+        total = rows_after[q]["probability"] - previous[q] if q in previous else None
+        out.append({"question": q, "previous": previous.get(q),
+                    "latest": rows_after[q]["probability"], "change": total,
+                    "contributions": contributions,
+                    "residual": None if level is None else rows_after[q]["probability"] - level})
+    return {"previous_as_of": as_of_a, "as_of": as_of_b, "method": "sequential counterfactual "
+            "refits (see forecast/explain.py)", "questions": out,
+            "events": events}
+
+
+def _events_that_mattered(con: Any, priors: Priors, since: dt.date,
+                          until: dt.date) -> list[dict]:
+    """New events that meet a scenario's rule or an indicator's filter, most-reported first."""
+    filters = [(s.id, s.resolution) for s in priors.scenarios.values() if s.resolution]
+    filters += [(i.id, i.filter) for s in priors.scenarios.values() for i in s.indicators]
+    out = []
+    for ident, flt in filters:
+        for e in list_events(con, since=since, until=until, actor1=flt.actor1, actor2=flt.actor2,
+                             codes=flt.codes, min_sources=flt.min_sources):
+            out.append({"date": e["date"], "actor1": e["actor1"], "actor2": e["actor2"],
+                        "event_code": e["event_code"], "num_sources": e["num_sources"],
+                        "source_url": e["source_url"], "counts_for": ident})
+    return sorted(out, key=lambda e: (-e["num_sources"], e["date"]))[:20]

@@ -1,0 +1,56 @@
+"""`forecast explain`: contributions by cause that add up to the change."""
+
+import json
+
+import pytest
+
+from cli import main
+
+RESIDUAL_TOLERANCE = 1e-6  # the last refit uses the latest update's own inputs, seed and settings
+
+
+@pytest.fixture(scope="module")
+def explained(fitted_example):
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["--workspace", str(fitted_example), "explain", "--json"])
+    assert result.exit_code == 0, result.output
+    text = runner.invoke(main, ["--workspace", str(fitted_example), "explain",
+                                "hybrid-retaliation-by-2027-12-31"])
+    return json.loads(result.stdout), text
+
+
+@pytest.mark.slow
+def test_contributions_add_up_to_the_change(explained):
+    data, _text = explained
+    assert (data["previous_as_of"], data["as_of"]) == ("2026-11-15", "2026-11-22")
+    assert len(data["questions"]) == 14
+    for q in data["questions"]:
+        parts = sum(q["contributions"].values()) + q["residual"]
+        assert parts == pytest.approx(q["change"], abs=1e-12)
+        assert abs(q["residual"]) <= RESIDUAL_TOLERANCE, q
+        assert next(iter(q["contributions"])) == "passage of time (quiet weeks)"
+        assert list(q["contributions"])[-1] == "new scenario events and resolutions"
+
+
+@pytest.mark.slow
+def test_resolved_questions_do_not_move_and_new_events_are_listed(explained):
+    data, text = explained
+    for q in data["questions"]:
+        if q["previous"] == 1.0:
+            assert all(v == 0 for v in q["contributions"].values())
+    for e in data["events"]:
+        assert "2026-11-16" <= e["date"] <= "2026-11-22"
+        assert set(e) >= {"date", "actor1", "actor2", "event_code", "num_sources", "counts_for"}
+    assert text.exit_code == 0
+    assert text.stdout.startswith("From 2026-11-15 to 2026-11-22 (sequential counterfactual")
+    assert "hybrid-retaliation-by-2027-12-31:" in text.stdout and "residual" in text.stdout
+
+
+@pytest.mark.slow
+def test_explain_needs_two_updates(runner, workspace):
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "explain"])
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: nothing to explain: it takes two updates "
+                             "(`forecast update`)\n")
