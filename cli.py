@@ -505,9 +505,7 @@ def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
     """
     from forecast.explain import explain as run_explain
 
-    ws = _workspace(ctx)
-    with ws.lock():
-        result = run_explain(ws, question)
+    result = run_explain(_workspace(ctx), question)
     if as_json:
         emit_json(result)
         return

@@ -63,10 +63,13 @@ def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
 def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
     """Contributions of each cause to the change of every question (or one) between the last
     two updates, and the new events that drove the largest contributions."""
-    with store(ws) as con:
+    nothing = ForecastError("nothing to explain: it takes two updates (`forecast update`)")
+    if not ws.store_path.exists():
+        raise nothing
+    with store(ws, read_only=True) as con:
         runs = history.runs(con)
         if len(runs) < 2:
-            raise ForecastError("nothing to explain: it takes two updates (`forecast update`)")
+            raise nothing
         before, after = runs[-2], runs[-1]
         rows_before, rows_after = ({r["question"]: r for r in history.question_rows(
             con, run_id=run["run_id"])} for run in (before, after))
@@ -91,7 +94,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
             resolved_a = {q: as_of_a for q, r in rows_before.items() if r["status"] == "yes"}
             steps.append(("changed priors (and sampler settings)",
                           _probabilities(priors, series_a, as_of_a, resolved_a, sampler)))
-        with store(ws) as con:
+        with store(ws, read_only=True) as con:
             weeks = ws.config.history_weeks
             quiet, resolved_quiet = read_inputs(con, priors, as_of_b, weeks, known_until=as_of_a)
             latest, resolved_latest = read_inputs(con, priors, as_of_b, weeks)

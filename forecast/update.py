@@ -139,10 +139,12 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
 
 
 @contextlib.contextmanager
-def store(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_store(ws.store_path)
+def store(ws: Workspace, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The workspace's store with the history tables, open only for the block."""
+    con = open_store(ws.store_path, read_only=read_only)
     try:
-        history.ensure_schema(con)
+        if not read_only:
+            history.ensure_schema(con)
         yield con
     finally:
         con.close()
