@@ -121,14 +121,13 @@ def _constraint_json(c) -> dict[str, Any]:
 
 
 def _constraint_lines(c) -> list[str]:
-    claim, (low, high) = c.claim, c.interval()
+    claim = c.claim
     lo, hi = claim.stated
     stated = f"{claim.term} ({lo:.0%}–{hi:.0%})" if claim.term else claim.wording
     return [
         f"{claim.id}  [{claim.scenario}, {claim.horizon.phrase}]",
         f"    “{claim.quote}”",
-        f"    stated {stated}; rated {claim.rating} (weight {c.weight:.2f}) → "
-        f"Beta({c.alpha:.1f}, {c.beta:.1f}), mean {c.mean:.0%}, 90% in {low:.0%}–{high:.0%}",
+        f"    stated {stated}; {c.describe()}",
     ]
 
 

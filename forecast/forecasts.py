@@ -33,7 +33,8 @@ class QuestionSpec:
     deadline: dt.date
 
 
-def _draws(posterior: xr.Dataset, name: str) -> np.ndarray:
+def draws_of(posterior: xr.Dataset, name: str) -> np.ndarray:
+    """A posterior variable's draws with chains pooled: ``(sample, ...)``."""
     return posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
 
 
@@ -61,10 +62,9 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     """
     scenarios = list(series.scenario.values)
     last = max((q.deadline for q in questions), default=as_of)
-    n_ahead = max(int(np.ceil((last - as_of).days / 7)), 1)
-    p_on, rate = _forward(posterior, series, n_ahead, seed)
+    p_on, rate = _forward(posterior, series, as_of, last, seed)
     n_samples = p_on.shape[0]
-    starts = np.array([as_of + dt.timedelta(days=7 * h) for h in range(n_ahead)])
+    starts = np.array([as_of + dt.timedelta(days=7 * h) for h in range(rate.shape[2])])
 
     probs, status = [], []
     for q in questions:
@@ -100,19 +100,20 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     )
 
 
-def _forward(posterior: xr.Dataset, series: xr.Dataset, n_ahead: int,
+def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: dt.date,
              seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw: P(channel on | data) ``(sample, scenario)`` and the weekly rates of the next
-    `n_ahead` weeks ``(sample, scenario, week)`` along a simulated escalation path."""
+    """Per draw: P(channel on | data) ``(sample, scenario)`` and the weekly rates of the weeks
+    from `as_of` to `until` ``(sample, scenario, week)`` along a simulated escalation path."""
+    n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
     rng = np.random.default_rng(seed)
-    beta = _draws(posterior, "beta")  # (sample, scenario)
+    beta = draws_of(posterior, "beta")  # (sample, scenario)
     n_samples = beta.shape[0]
     has_x = "escalation" in posterior
-    gamma = _draws(posterior, "gamma") if has_x else np.zeros_like(beta)
-    never = _draws(posterior, "never") if "never" in posterior else np.zeros_like(beta)
+    gamma = draws_of(posterior, "gamma") if has_x else np.zeros_like(beta)
+    never = draws_of(posterior, "never") if "never" in posterior else np.zeros_like(beta)
     if has_x:
-        x = _draws(posterior, "escalation")  # (sample, week)
-        rho = _draws(posterior, "rho")
+        x = draws_of(posterior, "escalation")  # (sample, week)
+        rho = draws_of(posterior, "rho")
     else:
         x, rho = np.zeros((n_samples, series.sizes["week"])), np.zeros(n_samples)
 
@@ -135,10 +136,9 @@ def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.
                            until: dt.date, *, seed: int) -> xr.DataArray:
     """P(at least one event of each scenario between as_of and each later week's end), per draw:
     ``(scenario, week, sample)``, for fan charts."""
-    n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
-    p_on, rate = _forward(posterior, series, n_ahead, seed)
+    p_on, rate = _forward(posterior, series, as_of, until, seed)
     cumulative = p_on[:, :, None] * -np.expm1(-np.cumsum(rate, axis=2))
-    weeks = np.datetime64(as_of, "D") + 7 * np.arange(1, n_ahead + 1)
+    weeks = np.datetime64(as_of, "D") + 7 * np.arange(1, rate.shape[2] + 1)
     return xr.DataArray(cumulative.transpose(1, 2, 0), dims=("scenario", "week", "sample"),
                         coords={"scenario": series.scenario.values, "week": weeks})
 

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.fit import SamplerConfig, diagnose, sample
+from forecast.forecasts import draws_of
 from forecast.model import ModelConfig, build_model, claim_probability
 from forecast.priors import Priors
 from forecast.series import make_series
@@ -44,8 +45,7 @@ def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
     speaks of (computed as the claim constraint computes it), and whether the stated range
     overlaps that interval."""
     scenarios = list(posterior.scenario.values)
-    beta = posterior["beta"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    never = posterior["never"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    beta, never = draws_of(posterior, "beta"), draws_of(posterior, "never")
     rows = []
     for term, constraint in zip(claim_terms(priors), priors.constraints(), strict=True):
         idx = [scenarios.index(m) for m in term.members]

@@ -103,6 +103,12 @@ class Constraint:
         low, high = stats.beta(self.alpha, self.beta).ppf([(1 - mass) / 2, (1 + mass) / 2])
         return float(low), float(high)
 
+    def describe(self) -> str:
+        """The rating and the rated Beta in words, as reports and `priors check` print them."""
+        low, high = self.interval()
+        return (f"rated {self.claim.rating} (weight {self.weight:.2f}) → Beta({self.alpha:.1f}, "
+                f"{self.beta:.1f}), mean {self.mean:.0%}, 90% in {low:.0%}–{high:.0%}")
+
     def logp(self, p: np.ndarray) -> np.ndarray:
         """Log density of the rated constraint at probabilities `p`."""
         return stats.beta(self.alpha, self.beta).logpdf(p)

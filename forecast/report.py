@@ -17,7 +17,7 @@ import xarray as xr
 
 from forecast import history, plots
 from forecast.errors import ForecastError
-from forecast.forecasts import cumulative_probability
+from forecast.forecasts import cumulative_probability, draws_of
 from forecast.prior_check import cached_prior_predictive, claim_probabilities
 from forecast.priors import load_priors
 from forecast.store import open_store
@@ -192,11 +192,8 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
         if claims:
             doc.heading(3, "The claims behind it")
             for c in claims:
-                low, high = c.interval()
                 doc.quote(c.claim.quote, f"{c.claim.id}: {c.claim.wording} "
-                          f"{c.claim.horizon.phrase}; rated {c.claim.rating} (weight "
-                          f"{c.weight:.2f}); constraint mean {percent(c.mean)}, 90% in "
-                          f"{percent(low)}–{percent(high)}")
+                          f"{c.claim.horizon.phrase}; {c.describe()}")
 
 
 def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
@@ -220,9 +217,7 @@ def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset)
         return
     doc.heading(2, "Indicators and the escalation level")
     path = out / "indicators.png"
-    escalation = posterior["escalation"].stack(sample=("chain", "draw")).transpose(
-        "sample", ...).values
-    plots.indicator_chart(series, escalation, path)
+    plots.indicator_chart(series, draws_of(posterior, "escalation"), path)
     doc.image(path, "Escalation level and indicator series")
     totals = series.scenario_events.sum("week")
     doc.para("Events meeting each scenario's rule in the fitted window: " + ", ".join(

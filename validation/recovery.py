@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from forecast.fit import SamplerConfig, diagnose
+from forecast.forecasts import draws_of
 from forecast.model import build_model
 from forecast.series import week_ends
 from forecast.simulate import simulate_world
@@ -43,8 +44,7 @@ def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104) -> dict:
         diagnostics.append(diagnose(tree, [v.name for v in model.free_RVs]).as_dict())
         post = tree.posterior.to_dataset()
         for name in MAIN:
-            samples = post[name].values.reshape(-1, *post[name].shape[2:])
-            low, high = np.quantile(samples, [0.05, 0.95], axis=0)
+            low, high = np.quantile(draws_of(post, name), [0.05, 0.95], axis=0)
             truth = np.asarray(world.params[name])
             hits[name].extend(np.atleast_1d((low <= truth) & (truth <= high)).tolist())
     coverage = {p: float(np.mean(h)) for p, h in hits.items()}
