@@ -38,17 +38,23 @@ def output_options(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(f)
 
 
-def sampler_options(f: Callable) -> Callable:
+def sampler_options(**overrides: int) -> Callable[[Callable], Callable]:
+    """--draws --tune --chains --seed, defaulting to `SamplerConfig`'s or to `overrides`."""
     from forecast.fit import SamplerConfig
 
-    defaults = SamplerConfig()
-    for name, help_text in reversed((("draws", "Posterior draws per chain."),
-                                     ("tune", "Tuning draws per chain."),
-                                     ("chains", "Chains (run in parallel)."),
-                                     ("seed", "Random seed: same inputs and seed, same numbers."))):
-        f = click.option(f"--{name}", type=click.IntRange(min=1 if name != "seed" else 0),
-                         default=getattr(defaults, name), show_default=True, help=help_text)(f)
-    return f
+    defaults = {**vars(SamplerConfig()), **overrides}
+
+    def decorate(f: Callable) -> Callable:
+        for name, help_text in reversed((("draws", "Posterior draws per chain."),
+                                         ("tune", "Tuning draws per chain."),
+                                         ("chains", "Chains (run in parallel)."),
+                                         ("seed", "Random seed: same inputs and seed, same "
+                                                  "numbers."))):
+            f = click.option(f"--{name}", type=click.IntRange(min=1 if name != "seed" else 0),
+                             default=defaults[name], show_default=True, help=help_text)(f)
+        return f
+
+    return decorate
 
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -181,11 +187,11 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
 
 
 def _prior_predictive(ws, p) -> list[dict]:
-    from forecast.prior_check import cached_prior_predictive
+    from forecast.prior_check import prior_predictive
 
     click.echo("The model's prior given the claims (sampled once per priors version)...",
                err=True)
-    return cached_prior_predictive(p, ws.posteriors_dir)
+    return prior_predictive(p, ws.posteriors_dir)
 
 
 @priors.command("show")
@@ -385,7 +391,7 @@ def _run_header(r: dict[str, Any]) -> str:
 
 @main.command()
 @click.option("--as-of", "as_of", type=DATE, help="Fit with events up to this day [today].")
-@sampler_options
+@sampler_options()
 @click.option("--allow-unconverged", is_flag=True,
               help="Record the forecasts even if the fit fails the diagnostics gate (marked).")
 @output_options
@@ -461,7 +467,8 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    if not rows:
+    trail = _resolution_trail(_workspace(ctx), question) if question else []
+    if not rows and not trail:
         what = f" for '{question}'" if question else ""
         raise NotAvailableError(f"no forecasts recorded{what}: run `forecast update` first")
     for r in rows:
@@ -469,6 +476,9 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
         flag = "" if r["diagnostics"]["converged"] else "  UNCONVERGED"
         click.echo(f"{r['as_of']}  {r['question']:<42} {r['probability']:>7.1%}  "
                    f"{low:>6.1%}–{high:<8.1%} {r['status']}{flag}")
+    if question is not None:
+        click.echo("\n".join(["Resolutions:", *map(_resolution_line, trail)]) if trail
+                   else "Resolutions: none (open)")
 
 
 def _history_rows(ctx: click.Context, *, question: str | None = None,
@@ -542,22 +552,316 @@ def report(ctx: click.Context, out: Path, with_explain: bool) -> None:
     click.echo(f"Wrote {path} and {path.with_suffix('.html')} (with PNGs in {out}).")
 
 
-# --- commands of later issues -----------------------------------------------------------------
+# --- resolution, judgment, submissions, scores ------------------------------------------------
 
-def _not_yet(name: str, issue: int, help_text: str) -> None:
-    @main.command(name, help=f"{help_text} (not available yet: issue #{issue}).",
-                  context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-    def command() -> None:
-        raise NotAvailableError(f"`forecast {name}` is not available yet (issue #{issue})")
+def _today() -> Any:
+    import datetime as dt
+
+    return dt.date.today()
 
 
-for _name, _issue, _help in (
-    ("resolve", 6, "Resolve a question by hand: yes, no or annulled"),
-    ("submit", 6, "Tournament submission files (Metaculus, ForecastBench, CSV)"),
-    ("score", 6, "Brier, log and baseline scores of resolved questions"),
-    ("backtest", 6, "Replay the event history and score the forecasts"),
-):
-    _not_yet(_name, _issue, _help)
+@main.command()
+@click.argument("question")
+@click.argument("state", required=False, type=click.Choice(["yes", "no", "annulled"]))
+@click.option("--date", "day", type=DATE,
+              help="The day it resolved [yes, annulled: today (at most the deadline); "
+                   "no: the deadline].")
+@click.option("--note", help="Why (kept in the question's history).")
+@output_options
+@click.pass_context
+def resolve(ctx: click.Context, question: str, state: str | None, day, note: str | None,
+            as_json: bool) -> None:
+    """Resolve a question by hand: yes, no or annulled; without STATE, show its resolutions.
+
+    Events resolve questions too (YES on the first event meeting the scenario's rule, NO once the
+    data cover the deadline); a resolution by hand overrides them and is kept in the history.
+    """
+    from forecast import resolution
+    from forecast.priors import load_priors
+    from forecast.store import transaction
+    from forecast.update import store
+
+    ws = _workspace(ctx)
+    priors = load_priors(ws.priors_dir)
+    if state is None:
+        q = resolution.find_question(priors, question)
+        rows = _resolution_trail(ws, q.id)
+        if as_json:
+            emit_json(rows)
+        else:
+            click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open")
+        return
+    with ws.lock(), store(ws) as con, transaction(con):
+        row, warnings = resolution.resolve_by_hand(con, priors, question, state,
+                                                   day=day and day.date(), note=note,
+                                                   today=_today())
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(_resolution_line(row) + "\nThe next `forecast update` uses it.")
+
+
+def _resolution_trail(ws, question: str) -> list[dict[str, Any]]:
+    from forecast import resolution
+    from forecast.update import store
+
+    if not ws.store_path.exists():
+        return []
+    with store(ws, read_only=True) as con:
+        return resolution.trail(con, question)
+
+
+def _resolution_line(r: dict[str, Any]) -> str:
+    return (f"{r['question']}: {r['state']} on {r['resolved_on'] or '-'} {r['evidence']} "
+            f"[{r['method']}, {r['resolved_by']}]")
+
+
+@main.command()
+@click.argument("question")
+@click.argument("probability", type=click.FloatRange(0, 1, min_open=True, max_open=True))
+@click.option("--note", help="Your reasoning (kept in the history).")
+@output_options
+@click.pass_context
+def judge(ctx: click.Context, question: str, probability: float, note: str | None,
+          as_json: bool) -> None:
+    """Record your own probability for a question (strictly between 0 and 1).
+
+    `forecast submit` pools it with the model's ([aggregation] in forecast.toml: weighted mean
+    of log-odds, extremized by a >= 1).
+    """
+    from forecast import judgment, resolution
+    from forecast.priors import load_priors
+    from forecast.store import transaction
+    from forecast.update import store
+
+    ws = _workspace(ctx)
+    q = resolution.find_question(load_priors(ws.priors_dir), question)
+    with ws.lock(), store(ws) as con, transaction(con):
+        row = judgment.record(con, q.id, probability, note=note, by=resolution.user())
+    if as_json:
+        emit_json(row)
+    else:
+        click.echo(f"{q.id}: your judgment {probability:.1%} is recorded.")
+
+
+@main.command()
+@click.option("--platform", required=True,
+              type=click.Choice(["metaculus", "forecastbench", "csv"]),
+              help="The payload's format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the payload to FILE (default: print it).")
+@click.option("--post", is_flag=True, help="Send it to the platform (Metaculus; token from the "
+              "variable named by token_env, METACULUS_TOKEN by default).")
+@click.option("--use", "source", type=click.Choice(["pool", "model", "judgment"]),
+              default="pool", show_default=True,
+              help="Submit the pool of model and judgment, or either alone.")
+@click.option("--force", is_flag=True,
+              help="Submit even a forecast that failed the diagnostics gate or is too old.")
+@click.pass_context
+def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, source: str,
+           force: bool) -> None:
+    """Tournament submission of the latest update's open questions.
+
+    The payload is validated against the platform's rules before anything is written or sent;
+    every submitted row is recorded in the history.
+    """
+    from forecast import platforms, submission
+    from forecast.errors import SubmissionError
+    from forecast.priors import load_priors
+    from forecast.store import transaction
+    from forecast.update import store
+    from forecast.workspace import atomic_write
+
+    if post and platform != "metaculus":
+        raise click.UsageError("--post sends to Metaculus only; ForecastBench takes forecast sets "
+                               "by upload, so write the file with --out")
+    ws = _workspace(ctx)
+    config = ws.config.platforms
+    priors = load_priors(ws.priors_dir)
+    with ws.lock():
+        with store(ws, read_only=True) as con:
+            sub = submission.prepare(ws, con, priors, source=source,  # type: ignore[arg-type]
+                                     force=force, today=_today())
+        warnings = list(sub.warnings)
+        payload: Any
+        if platform == "csv":
+            text = platforms.csv_text(sub.rows)
+            sent = {r.question for r in sub.rows}
+        else:
+            section = getattr(config, platform)
+            if section is None:
+                raise SubmissionError(f"no [platforms.{platform}] in {ws.root / 'forecast.toml'}: "
+                                      "map your questions to the platform's ids there")
+            build, validate = {"metaculus": (platforms.metaculus_payload,
+                                             platforms.validate_metaculus),
+                               "forecastbench": (platforms.forecastbench_payload,
+                                                 platforms.validate_forecastbench)}[platform]
+            payload, more = build(sub.rows, section)
+            warnings += more
+            validate(payload)
+            text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+            sent = {r.question for r in sub.rows if r.question in section.questions}
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
+        destinations = []
+        if out is not None:
+            atomic_write(out, text)
+            click.echo(f"Wrote {len(sent)} forecast(s) to {out}.", err=True)
+            destinations.append(str(out))
+        elif not post:
+            click.echo(text, nl=False)
+            destinations.append("stdout")
+        if post:
+            if ws.config.example:
+                raise SubmissionError("this workspace holds the SIMULATED example, mapped to "
+                                      "fake question ids: not posting it")
+            token = platforms.token_from_env(config.metaculus)
+            status = platforms.post_metaculus(payload, config.metaculus, token=token)
+            destinations.append(config.metaculus.base_url)
+            click.echo(f"Posted {len(sent)} forecast(s) to {config.metaculus.base_url} "
+                       f"(HTTP {status}).", err=True)
+        with store(ws) as con, transaction(con):
+            submission.record(con, sub, platform=platform, destination="; ".join(destinations),
+                              questions_sent=sent)
+
+
+@main.command()
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the reliability diagram as a PNG.")
+@output_options
+@click.pass_context
+def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
+    """Brier, log and baseline scores of the model on resolved questions, and calibration.
+
+    Only questions whose deadline has passed count (earlier, YES resolutions would bias the
+    score), each with its last forecast made while open and its time average over its open life.
+    """
+    from forecast import scoring
+    from forecast.evaluate import score_workspace
+    from forecast.priors import load_priors
+    from forecast.update import store
+
+    ws = _workspace(ctx)
+    priors = load_priors(ws.priors_dir)
+    if not ws.store_path.exists():
+        raise NotAvailableError("no events or forecasts yet: run `forecast update` first")
+    with store(ws, read_only=True) as con:
+        result = score_workspace(con, priors, today=_today())
+    if plot is not None:
+        scoring.plot_reliability(result["calibration"], plot,
+                                 title="Reliability of the model's resolved forecasts")
+    if as_json:
+        emit_json(result)
+        return
+    _score_lines(result["overall"], "questions")
+    for q in result["questions"]:
+        click.echo(f"  {q['question']:<42} {q['probability']:>6.1%} as of {q['as_of']} -> "
+                   f"{'YES' if q['outcome'] else 'NO '}  Brier {q['brier']:.3f}  "
+                   f"log {q['log']:.3f}  baseline {q['baseline']:+.1f}")
+    bins = [b for b in result["calibration"] if b["n"]]
+    if bins:
+        click.echo("Calibration (forecast bin: questions, mean forecast, observed frequency):")
+    for b in bins:
+        click.echo(f"  {b['low']:>4.0%}–{b['high']:<4.0%} {b['n']:>4}  {b['mean_forecast']:>6.1%}"
+                   f"  {b['observed']:>6.1%}")
+    if result["not_scored"]:
+        click.echo(f"Not scored yet: {len(result['not_scored'])} question(s) "
+                   f"({_reasons(result['not_scored'])}).", err=True)
+
+
+def _reasons(rows: list[dict[str, Any]]) -> str:
+    from collections import Counter
+
+    counts = Counter(r["reason"] for r in rows)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+
+
+def _score_lines(overall: dict[str, Any], what: str, label: str = "") -> None:
+    if not overall["n"]:
+        click.echo(f"{label}no resolved {what} to score yet")
+        return
+    click.echo(f"{label}{overall['n']} {what}: Brier {overall['brier']:.3f}, "
+               f"log {overall['log']:.3f}, baseline {overall['baseline']:+.1f}")
+    averaged = overall["time_averaged"]
+    if averaged["n"]:
+        click.echo(f"{' ' * len(label)}time-averaged over their open life ({averaged['n']}): "
+                   f"Brier {averaged['brier']:.3f}, log {averaged['log']:.3f}, "
+                   f"baseline {averaged['baseline']:+.1f}")
+
+
+@main.command()
+@click.option("--start", type=DATE, help="First as-of day [the first with a full --window].")
+@click.option("--end", type=DATE, help="Last as-of day [the last whose questions have resolved].")
+@click.option("--step", default="4w", show_default=True, help="Weeks between as-of days (Nw).")
+@click.option("--horizons", default="4,13,26", show_default=True,
+              help="The rolling questions' horizons, in weeks.")
+@click.option("--window", type=click.IntRange(min=8), default=52, show_default=True,
+              help="Weeks of history each fit sees.")
+@sampler_options(draws=1000)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the model's reliability diagram as a PNG.")
+@output_options
+@click.pass_context
+def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: int, draws: int,
+             tune: int, chains: int, seed: int, plot: Path | None, as_json: bool) -> None:
+    """Replay the event history and score the forecasts it would have made.
+
+    At each step the model is fitted to the events known then and asked whether each scenario
+    happens in the next h weeks; later events resolve these questions. The claims alone and each
+    scenario's base rate are scored beside it, in the same run.
+    """
+    from forecast import scoring
+    from forecast.evaluate import backtest as run_backtest
+    from forecast.evaluate import plan
+    from forecast.fit import SamplerConfig
+    from forecast.priors import load_priors
+    from forecast.update import store
+
+    ws = _workspace(ctx)
+    priors = load_priors(ws.priors_dir)
+    step_weeks = _weeks(step, "--step")
+    horizon_weeks = tuple(_weeks(h.strip() + "w", "--horizons") for h in horizons.split(","))
+    with store(ws, read_only=True) as con:
+        bp = plan(con, start=start and start.date(), end=end and end.date(),
+                  step_weeks=step_weeks, horizons=horizon_weeks, window=window)
+        click.echo(f"Backtest: {len(bp.steps)} step(s) from {bp.steps[0]} to {bp.steps[-1]} "
+                   "(one fit each)...", err=True)
+
+        def progress(done: int, total: int, diagnostics) -> None:
+            flag = "" if diagnostics.converged else "  (did not pass the gate)"
+            click.echo(f"  step {done}/{total}{flag}", err=True)
+
+        result = run_backtest(con, priors, bp, sampler=SamplerConfig(draws=draws, tune=tune,
+                                                                     chains=chains, seed=seed),
+                              cache_dir=ws.posteriors_dir, progress=progress)
+    if plot is not None:
+        scoring.plot_reliability(result["methods"]["model"]["calibration"], plot,
+                                 title=f"Backtest reliability ({result['questions']} questions)")
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{result['questions']} rolling questions scored "
+               f"(horizons {', '.join(map(str, result['horizons_weeks']))} weeks; "
+               f"window {result['window_weeks']} weeks):")
+    for method, label in (("model", "model        "), ("claims_only", "claims only  "),
+                          ("base_rate", "base rate    ")):
+        _score_lines(result["methods"][method]["overall"], "questions", label)
+    skill = result["brier_skill"]
+    click.echo("Brier skill of the model: " + ", ".join(
+        f"{v:+.1%} vs {k.replace('_', ' ')}" for k, v in skill.items() if v is not None))
+    if result["unconverged"]:
+        click.echo(f"warning: {result['unconverged']} of {len(result['steps'])} fits did not pass "
+                   "the diagnostics gate (raise --draws/--tune); they are scored all the same",
+                   err=True)
+
+
+def _weeks(text: str, param: str) -> int:
+    if not (text.endswith("w") and text[:-1].isdigit() and int(text[:-1]) > 0):
+        raise click.BadParameter(f"expected a number of weeks like 4w, got {text!r}",
+                                 param_hint=param)
+    return int(text[:-1])
 
 
 if __name__ == "__main__":

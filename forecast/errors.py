@@ -47,4 +47,12 @@ class ConvergenceError(ForecastError):
 
 
 class NotAvailableError(ForecastError):
-    """A command of the design that is not built yet."""
+    """What a command needs is not there yet (no forecasts, no events)."""
+
+
+class SubmissionError(ForecastError):
+    """A tournament payload is invalid, a forecast may not be submitted, or posting failed."""
+
+
+class QuestionError(ForecastError):
+    """An unknown question, or a resolution or judgment that does not fit the question."""

@@ -51,10 +51,10 @@ def _coded(flt: EventFilter, sources: int) -> tuple[str, str, str, int]:
     return flt.actor1[0], flt.actor2[0], flt.codes[0].ljust(3, "0"), max(sources, flt.min_sources)
 
 
-def example_world(ws: Workspace) -> tuple[World, list[dict]]:
-    """The simulated world of the example (seeded), and its events."""
+def example_world(ws: Workspace, seed: int = EXAMPLE_SEED) -> tuple[World, list[dict]]:
+    """The simulated world of the example (other seeds: other worlds like it), and its events."""
     priors = load_priors(ws.priors_dir)
-    rng = np.random.default_rng(EXAMPLE_SEED)
+    rng = np.random.default_rng(seed)
     rules = {s.id: _coded(s.resolution, s.resolution.min_sources + 1)
              for s in priors.scenarios.values() if s.resolution}
     indicators = all_indicators(priors.scenarios)

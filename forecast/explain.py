@@ -49,7 +49,7 @@ def _priors_of(tree: xr.DataTree, folder: Path) -> Priors:
 
 
 def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
-                   resolved: dict[str, dt.date], sampler: SamplerConfig,
+                   resolved: dict[str, tuple[str, dt.date]], sampler: SamplerConfig,
                    compiled: Any = None) -> dict[str, float]:
     if compiled is None:
         compiled = compile_model(build_model(series, claim_terms(priors), ModelConfig()))
@@ -91,7 +91,9 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
                                                             "tune", "chains"))
         if not same_settings:
             series_a = trees[0]["constant_data"].to_dataset()
-            resolved_a = {q: as_of_a for q, r in rows_before.items() if r["status"] == "yes"}
+            resolved_a = {q: (r["status"], as_of_a) for q, r in rows_before.items()
+                          if r["status"] in ("yes", "annulled")
+                          or (r["status"] == "no" and r["deadline"] > as_of_a)}
             steps.append(("changed priors (and sampler settings)",
                           _probabilities(priors, series_a, as_of_a, resolved_a, sampler)))
         with store(ws, read_only=True) as con:

@@ -2,7 +2,9 @@
 
 For a question on scenario s (or a union of scenarios) opened on day o with deadline D, at as-of A:
 
-- YES already if a qualifying event happened in [o, A]; NO if D <= A without one.
+- YES already if a qualifying event happened in [o, A], NO if D <= A without one, unless the
+  question was resolved by hand (`forecast.resolution`): YES, NO, or annulled (then forecast as
+  if open, and marked).
 - Otherwise, per posterior draw: the probability that the channel is on given the quiet so far,
   ``p_on = 1`` if s ever had an event, else ``(1 - c) e^{-L} / (c + (1 - c) e^{-L})`` with L the
   draw's cumulative rate over the observed weeks; x simulated forward from its last value; and
@@ -40,7 +42,7 @@ def draws_of(posterior: xr.Dataset, name: str) -> np.ndarray:
 
 def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
                        questions: Sequence[QuestionSpec], as_of: dt.date,
-                       resolved: dict[str, dt.date], *, seed: int) -> xr.Dataset:
+                       resolved: dict[str, tuple[str, dt.date]], *, seed: int) -> xr.Dataset:
     """Forecasts of `questions` as an ``xarray.Dataset`` over the ``question`` dimension.
 
     Parameters
@@ -51,14 +53,15 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     series
         The weekly series the posterior was fitted to.
     resolved
-        Question id -> date of the first qualifying event in [opened, as_of].
+        Question id -> (state, day) of the questions resolved by `as_of`: "yes" (the first
+        qualifying event, or by hand), "no" or "annulled" (by hand).
     seed
         Seeds the forward simulation of escalation.
 
     Returns
     -------
     Dataset with ``probability``, ``low``, ``high`` (90% interval), ``status`` ("open", "yes",
-    "no") and ``draws`` (question, sample): the per-draw probabilities.
+    "no", "annulled") and ``draws`` (question, sample): the per-draw probabilities.
     """
     scenarios = list(series.scenario.values)
     last = max((q.deadline for q in questions), default=as_of)
@@ -68,13 +71,10 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
 
     probs, status = [], []
     for q in questions:
-        if q.id in resolved:
-            probs.append(np.ones(n_samples))
-            status.append("yes")
-            continue
-        if q.deadline <= as_of:
-            probs.append(np.zeros(n_samples))
-            status.append("no")
+        state = resolved[q.id][0] if q.id in resolved else None
+        if state == "yes" or state == "no" or (state is None and q.deadline <= as_of):
+            probs.append(np.full(n_samples, 1.0 if state == "yes" else 0.0))
+            status.append(state or "no")
             continue
         window_start = max(q.opened - dt.timedelta(days=1), as_of)
         overlap = np.array([_overlap_days(s, window_start, q.deadline) / 7 for s in starts])
@@ -82,7 +82,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
         p_member = p_on[:, members] * -np.expm1(-hazard)
         probs.append(1 - np.prod(1 - p_member, axis=1))
-        status.append("open")
+        status.append(state or "open")
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])
     return xr.Dataset(

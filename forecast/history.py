@@ -1,5 +1,7 @@
 """Forecast history in the event store: one row per update (`runs`), one per question and update
-(`forecasts`). JSON field names here are the stable ones of DESIGN.md."""
+(`forecasts`), every change of a question's resolution (`resolutions`, see
+`forecast.resolution`), the forecaster's own probabilities (`judgments`) and every submission
+(`submissions`). Rows are only ever added. JSON field names are the stable ones of DESIGN.md."""
 
 from __future__ import annotations
 
@@ -39,11 +41,45 @@ CREATE TABLE IF NOT EXISTS forecasts (
     status VARCHAR NOT NULL,
     PRIMARY KEY (run_id, question)
 );
+CREATE TABLE IF NOT EXISTS resolutions (
+    question VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    resolved_on DATE,
+    method VARCHAR NOT NULL,
+    evidence VARCHAR NOT NULL,
+    resolved_by VARCHAR NOT NULL,
+    recorded_at TIMESTAMP NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS judgments (
+    question VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    note VARCHAR,
+    judged_by VARCHAR NOT NULL,
+    recorded_at TIMESTAMP NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    submitted_at TIMESTAMP NOT NULL DEFAULT now(),
+    platform VARCHAR NOT NULL,
+    question VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    model_probability DOUBLE NOT NULL,
+    judgment DOUBLE,
+    model_weight DOUBLE NOT NULL,
+    judgment_weight DOUBLE NOT NULL,
+    extremize DOUBLE NOT NULL,
+    run_id VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    forced BOOLEAN NOT NULL,
+    destination VARCHAR NOT NULL
+);
 """
 
 RUN_FIELDS = ("run_id", "as_of", "seed", "draws", "tune", "chains", "data_hash", "priors_hash",
               "code_version", "posterior_file", "r_hat_max", "ess_bulk_min", "divergences", "worst",
               "converged", "allow_unconverged", "simulated")
+
+SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment", "model_weight",
+                     "judgment_weight", "extremize", "run_id", "as_of", "forced")
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -61,17 +97,22 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
           f["interval"][0], f["interval"][1], f["status"]] for f in forecasts])
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the history table exists (a read-only store may predate it)."""
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                      [name]).fetchone()
+    return bool(row and row[0])
+
+
 def runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every recorded run, oldest first; none when the store has no history tables yet."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables "
-                         "WHERE table_name = 'runs'").fetchone()
-    if not exists or not exists[0]:
+    if not has_table(con, "runs"):
         return []
-    return _rows(con, "SELECT * FROM runs ORDER BY created_at", [])
+    return query(con, "SELECT * FROM runs ORDER BY created_at", [])
 
 
 def find_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
-    rows = _rows(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    rows = query(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     return rows[0] if rows else None
 
 
@@ -89,7 +130,7 @@ def question_rows(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None,
                 return []
             run_id = latest[0]
         where, params = "f.run_id = ?", [run_id]
-    rows = _rows(con, "SELECT f.*, r.* EXCLUDE (run_id) FROM forecasts f JOIN runs r USING "
+    rows = query(con, "SELECT f.*, r.* EXCLUDE (run_id) FROM forecasts f JOIN runs r USING "
                  f"(run_id) WHERE {where} ORDER BY r.created_at, f.scenario, f.deadline", params)
     return [_shape(r) for r in rows]
 
@@ -107,7 +148,8 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict[str, Any]]:
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict[str, Any]]:
+    """The result of a query as dicts by column name."""
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -10,34 +10,68 @@ scenarios, or the model's structure, pull against it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from forecast.fit import SamplerConfig, diagnose, sample
-from forecast.forecasts import draws_of
+from forecast.fit import Diagnostics, SamplerConfig, diagnose, sample
+from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
 from forecast.model import ModelConfig, build_model, claim_probability
 from forecast.priors import Priors
 from forecast.series import make_series
 from forecast.update import claim_terms
+from forecast.workspace import atomic_file
 
 PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 
 
-def prior_predictive(priors: Priors, sampler: SamplerConfig = PRIOR_SAMPLER) -> list[dict]:
-    """Per claim: the model's prior mean and 90% interval of the claimed probability."""
+def claims_only_posterior(priors: Priors, cache_dir: Path,
+                          sampler: SamplerConfig = PRIOR_SAMPLER) -> xr.DataTree:
+    """The model fitted to the claims alone (one week without data: no likelihood), cached in
+    `cache_dir` by the priors' digest, the code version and the sampler settings. Its
+    ``constant_data`` is that empty week; its attrs hold the diagnostics."""
+    from forecast.update import code_version
+
+    cache = cache_dir / (f"claims-only-{priors.digest()[:16]}-{code_version()}-"
+                         f"{sampler.draws}-{sampler.tune}-{sampler.chains}-{sampler.seed}.nc")
+    if cache.is_file():
+        return xr.open_datatree(cache, engine="h5netcdf").load()
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
-    # one week with no data at all: no likelihood, only the priors and the claims
     series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
-    terms = claim_terms(priors)
-    model = build_model(series, terms, ModelConfig())
+    model = build_model(series, claim_terms(priors), ModelConfig())
     tree = sample(model, sampler)
     diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
+    out = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset(),
+                                 "constant_data": series})
+    out.attrs = {k: int(v) if isinstance(v, bool) else v
+                 for k, v in diagnostics.as_dict().items()}
+    cache_dir.mkdir(exist_ok=True)
+    atomic_file(cache, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"))
+    return out
+
+
+def prior_predictive(priors: Priors, cache_dir: Path) -> list[dict]:
+    """Per claim: the model's prior mean and 90% interval of the claimed probability, and the
+    prior fit's diagnostics (sampled once per priors version, see `claims_only_posterior`)."""
+    tree = claims_only_posterior(priors, cache_dir)
+    a = tree.attrs
+    diagnostics = Diagnostics(float(a["r_hat_max"]), float(a["ess_bulk_min"]),
+                              int(a["divergences"]), str(a["worst"])).as_dict()
     rows = claim_probabilities(priors, tree.posterior.to_dataset())
-    return [{**r, "diagnostics": diagnostics.as_dict()} for r in rows]
+    return [{**r, "diagnostics": diagnostics} for r in rows]
+
+
+def claims_only_forecasts(priors: Priors, cache_dir: Path, questions: list[QuestionSpec],
+                          as_of: dt.date, *, seed: int) -> dict[str, float]:
+    """P(yes) of each question under the claims alone, for the part of its window after
+    `as_of`: the forecast a forecaster would make from the document without any event data."""
+    tree = claims_only_posterior(priors, cache_dir)
+    result = forecast_questions(tree.posterior.to_dataset(), tree["constant_data"].to_dataset(),
+                                questions, as_of, {}, seed=seed)
+    return {str(q): float(p) for q, p in zip(result.question.values, result.probability.values,
+                                              strict=True)}
 
 
 def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
@@ -56,20 +90,6 @@ def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
                      "stated_range": list(stated),
                      "consistent": bool(low <= stated[1] and high >= stated[0])})
     return rows
-
-
-def cached_prior_predictive(priors: Priors, cache_dir: Path) -> list[dict]:
-    """`prior_predictive`, cached in `cache_dir` by the priors' digest and the code version."""
-    from forecast.update import code_version
-    from forecast.workspace import atomic_write
-
-    cache = cache_dir / f"prior-check-{priors.digest()[:16]}-{code_version()}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    predictive = prior_predictive(priors)
-    cache_dir.mkdir(exist_ok=True)
-    atomic_write(cache, json.dumps(predictive))
-    return predictive
 
 
 def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None:

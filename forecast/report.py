@@ -17,9 +17,11 @@ import xarray as xr
 
 from forecast import history, plots
 from forecast.errors import ForecastError
+from forecast.evaluate import score_workspace
 from forecast.forecasts import cumulative_probability, draws_of
-from forecast.prior_check import cached_prior_predictive, claim_probabilities
+from forecast.prior_check import claim_probabilities, prior_predictive
 from forecast.priors import load_priors
+from forecast.scoring import plot_reliability
 from forecast.store import open_store
 from forecast.workspace import Workspace, atomic_write
 
@@ -106,9 +108,11 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         every = [r for past in runs for r in history.question_rows(con, run_id=past["run_id"])]
         sources = con.execute("SELECT source_format, count(*), coalesce(sum(1 + duplicates), 0) "
                               "FROM events GROUP BY 1 ORDER BY 1").fetchall()
+        priors = load_priors(ws.priors_dir)
+        # deadlines passed by the as-of date, so that the report's scores are reproducible
+        scores = score_workspace(con, priors, today=run["as_of"])
     finally:
         con.close()
-    priors = load_priors(ws.priors_dir)
     tree = xr.open_datatree(ws.root / run["posterior_file"], engine="h5netcdf")
     posterior = tree["posterior"].to_dataset()
     series = tree["constant_data"].to_dataset()
@@ -133,6 +137,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
     _prior_vs_posterior(doc, out, priors, posterior, ws)
     _indicators(doc, out, series, posterior)
     _changes(doc, rows, previous, _explanation(ws) if explain and previous else None)
+    _scores(doc, out, scores)
     _diagnostics(doc, run)
     _provenance(doc, run, ws, sources)
     md, page = doc.render(title)
@@ -199,7 +204,7 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
 def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
                         ws: Workspace) -> None:
     doc.heading(2, "Prior against posterior")
-    prior = {r["id"]: r for r in cached_prior_predictive(priors, ws.posteriors_dir)}
+    prior = {r["id"]: r for r in prior_predictive(priors, ws.posteriors_dir)}
     post = {r["id"]: r for r in claim_probabilities(priors, posterior)}
     rows = [{"id": c.claim.id, "horizon": c.claim.horizon.phrase,
              "stated_range": list(c.claim.stated), "prior": prior[c.claim.id],
@@ -269,6 +274,30 @@ def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict],
                   [[str(e["date"]), f"{e['actor1']}→{e['actor2']}", e["event_code"],
                     str(e["num_sources"]), e["counts_for"], e["source_url"] or ""]
                    for e in explanation["events"]], numeric=frozenset({3}))
+
+
+def _scores(doc: _Doc, out: Path, scores: dict) -> None:
+    doc.heading(2, "How good have the forecasts been?")
+    overall = scores["overall"]
+    doc.para("Resolved questions whose deadline had passed by the as-of date, each scored on "
+             "the model's last forecast made while it was open (Brier: lower is better; log "
+             "and Metaculus baseline scores: higher is better; `forecast score`). "
+             f"{len(scores['not_scored'])} question(s) are not scored yet.")
+    if overall["n"]:
+        doc.table(["question", "last forecast", "as of", "outcome", "Brier", "log", "baseline"],
+                  [[q["question"], percent(q["probability"]), str(q["as_of"]),
+                    "YES" if q["outcome"] else "NO", f"{q['brier']:.3f}", f"{q['log']:.3f}",
+                    f"{q['baseline']:+.1f}"] for q in scores["questions"]]
+                  + [["mean", "", "", "", f"{overall['brier']:.3f}", f"{overall['log']:.3f}",
+                      f"{overall['baseline']:+.1f}"]], numeric=frozenset({1, 4, 5, 6}))
+    doc.table(["forecast bin", "questions", "mean forecast", "observed frequency"],
+              [[f"{b['low']:.0%}–{b['high']:.0%}", str(b["n"]),
+                percent(b["mean_forecast"]) if b["n"] else "", percent(b["observed"])
+                if b["n"] else ""] for b in scores["calibration"] if b["n"]]
+              or [["(none)", "0", "", ""]], numeric=frozenset({1, 2, 3}))
+    path = out / "reliability.png"
+    plot_reliability(scores["calibration"], path, title="Reliability of the resolved forecasts")
+    doc.image(path, "Reliability diagram: observed frequency against forecast, with counts")
 
 
 def _diagnostics(doc: _Doc, run: dict) -> None:

@@ -76,7 +76,7 @@ class Table:
         else:
             value_ok = isinstance(value, kinds)
         if not value_ok:
-            self.problem(key, f"expected {what or _kind_name(kinds)}, got {_show(value)}")
+            self.problem(key, f"expected {what or _kind_name(kinds)}, got {show_value(value)}")
             return None
         return value
 
@@ -102,7 +102,7 @@ class Table:
         if value is None:
             return None
         if not all(isinstance(v, str) and v for v in value):
-            self.problem(key, f"expected a list of non-empty strings, got {_show(value)}")
+            self.problem(key, f"expected a list of non-empty strings, got {show_value(value)}")
             return None
         return value
 
@@ -128,6 +128,7 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value for an error message, cut to 40 characters."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

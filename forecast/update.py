@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 import forecast
-from forecast import history
+from forecast import history, resolution
 from forecast.fit import Progress, SamplerConfig, diagnose, sample
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import ClaimTerm, ModelConfig, build_model
@@ -61,7 +61,7 @@ def questions(priors: Priors) -> list[QuestionSpec]:
             for s in priors.scenarios.values() for q in s.questions]
 
 
-def _data_hash(series: xr.Dataset, resolved: dict[str, dt.date]) -> str:
+def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> str:
     h = hashlib.sha256()
     for name in ("scenario_events", "indicator_events", "volume"):
         h.update(name.encode() + np.ascontiguousarray(series[name].values).tobytes())
@@ -72,10 +72,12 @@ def _data_hash(series: xr.Dataset, resolved: dict[str, dt.date]) -> str:
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, weeks: int, *,
-                known_until: dt.date | None = None) -> tuple[xr.Dataset, dict[str, dt.date]]:
+                known_until: dt.date | None = None
+                ) -> tuple[xr.Dataset, dict[str, tuple[str, dt.date]]]:
     """The weekly series of the `weeks` weeks up to `as_of` (the AR(1)'s cost grows with the
-    square of it) and the questions already resolved YES (question id -> first qualifying day);
-    `known_until` leaves out events after it (see `weekly_series`)."""
+    square of it) and the questions resolved by then: question id -> (state, day), YES on the
+    first qualifying event, or as resolved by hand on or before `as_of` (see
+    `forecast.resolution`); `known_until` leaves out events after it (see `weekly_series`)."""
     series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
                            start=as_of - dt.timedelta(weeks=weeks))
     until = min(as_of, known_until or as_of)
@@ -84,7 +86,10 @@ def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, 
         day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
                                since=q.opened, until=min(until, q.deadline))
         if day is not None:
-            resolved[q.id] = day
+            resolved[q.id] = ("yes", day)
+    for ident, row in resolution.current(con).items():
+        if row["method"] == "manual" and row["resolved_on"] <= until:
+            resolved[ident] = (row["state"], row["resolved_on"])
     return series, resolved
 
 
@@ -112,6 +117,8 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
             stored = history.find_run(con, run_id)
             if stored and (ws.root / stored["posterior_file"]).is_file() and (
                     stored["converged"] or allow_unconverged):
+                with transaction(con):
+                    resolution.sync(con, priors, by="forecast update")
                 return UpdateResult(stored, history.question_rows(con, run_id=run_id), True)
 
         model = build_model(series, claim_terms(priors), ModelConfig())
@@ -135,6 +142,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
         with store(ws) as con:
             with transaction(con):
                 history.record_run(con, run, rows)
+                resolution.sync(con, priors, by="forecast update")
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
 
 

@@ -15,8 +15,10 @@ write hold the workspace lock; a second writer waits `lock_timeout` seconds, the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import importlib.resources
+import math
 import os
 import shutil
 import tempfile
@@ -28,11 +30,15 @@ import filelock
 
 from forecast.errors import ConfigError, WorkspaceBusyError, WorkspaceError
 from forecast.events import DEFAULT_REGION
+from forecast.judgment import Aggregation
+from forecast.platforms import Platforms, example_platforms_toml, parse_platforms
 from forecast.schema import Table, read_toml
 
 CONFIG_FILE = "forecast.toml"
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_HISTORY_WEEKS = 156
+DEFAULT_MAX_AGE_DAYS = 7
+EXAMPLE_MAX_AGE_DAYS = 36500  # the example's simulated data are frozen in 2026
 _CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout",
                 "history_weeks")
 
@@ -47,6 +53,9 @@ class Config:
     region: tuple[str, ...]
     lock_timeout: float
     history_weeks: int = DEFAULT_HISTORY_WEEKS
+    max_age_days: int = DEFAULT_MAX_AGE_DAYS  # [submit]
+    aggregation: Aggregation = Aggregation()
+    platforms: Platforms = Platforms()
 
     def to_toml(self) -> str:
         region = ", ".join(f'"{r}"' for r in self.region)
@@ -61,6 +70,14 @@ class Config:
             f"region = [{region}]  # CAMEO codes of the region's actors\n"
             f"lock_timeout = {self.lock_timeout:g}  # seconds a second writer waits\n"
             f"history_weeks = {self.history_weeks}  # weeks of events the model is fitted to\n"
+            "\n[submit]\n"
+            f"max_age_days = {self.max_age_days}  # refuse to submit older forecasts "
+            "(--force overrides)\n"
+            "\n[aggregation]  # the pool of model and judgment that is submitted\n"
+            f"model_weight = {self.aggregation.model_weight:g}\n"
+            f"judgment_weight = {self.aggregation.judgment_weight:g}\n"
+            f"extremize = {self.aggregation.extremize:g}  # a >= 1 in logit p = a * mean logit; "
+            "1 leaves the pool as is\n"
         )
 
 
@@ -111,10 +128,14 @@ def open_workspace(root: Path) -> Workspace:
 
 def _read_config(path: Path, root: Path) -> Config:
     problems: list[str] = []
-    top = Table(read_toml(path, ConfigError), "", problems, ("workspace",))
+    top = Table(read_toml(path, ConfigError), "", problems, ("workspace", "submit",
+                                                                "aggregation", "platforms"))
     t = top.table("workspace", _CONFIG_KEYS)
     if t is None:
         raise ConfigError(path, problems)
+    max_age, aggregation = _read_submit(top, problems)
+    platforms = parse_platforms(top.table("platforms", ("metaculus", "forecastbench"),
+                                          required=False))
     version = t.get("version", int, what="the integer 1")
     if version is not None and version != 1:
         t.problem("version", f"expected 1 (the only version this toolkit reads), got {version}")
@@ -135,7 +156,33 @@ def _read_config(path: Path, root: Path) -> Config:
         raise ConfigError(path, problems)
     return Config(created, example, priors, tuple(region),  # type: ignore[arg-type]
                   DEFAULT_LOCK_TIMEOUT if timeout is None else timeout,
-                  weeks or DEFAULT_HISTORY_WEEKS)
+                  weeks or DEFAULT_HISTORY_WEEKS, max_age, aggregation, platforms)
+
+
+def _read_submit(top: Table, problems: list[str]) -> tuple[int, Aggregation]:
+    """The `[submit]` and `[aggregation]` tables (both optional, with defaults)."""
+    max_age = DEFAULT_MAX_AGE_DAYS
+    submit = top.table("submit", ("max_age_days",), required=False)
+    if submit is not None:
+        value = submit.get("max_age_days", int, required=False, what="an integer >= 0")
+        if value is not None and value < 0:
+            submit.problem("max_age_days", f"expected an integer >= 0, got {value}")
+        elif value is not None:
+            max_age = value
+    agg = top.table("aggregation", ("model_weight", "judgment_weight", "extremize"),
+                    required=False)
+    values = {f.name: getattr(Aggregation(), f.name) for f in dataclasses.fields(Aggregation)}
+    for key in values:
+        value = agg.number(key, required=False) if agg is not None else None
+        low = 1.0 if key == "extremize" else 0.0
+        if agg is not None and value is not None and not (value >= low
+                                                          and math.isfinite(value)):
+            agg.problem(key, f"expected a number >= {low:g}, got {value:g}")
+        elif value is not None:
+            values[key] = value
+    if values["model_weight"] + values["judgment_weight"] <= 0:
+        problems.append("aggregation: the weights must not both be 0")
+    return max_age, Aggregation(**values)
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -162,9 +209,26 @@ def init_workspace(root: Path, *, example: bool = False,
     shutil.copytree(bundled_priors(), root / "priors", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
     (root / "posteriors").mkdir(exist_ok=True)
-    config = Config(dt.date.today(), example, "priors", region, DEFAULT_LOCK_TIMEOUT)
-    atomic_write(root / CONFIG_FILE, config.to_toml())
-    return Workspace(root, config)
+    config = Config(dt.date.today(), example, "priors", region, DEFAULT_LOCK_TIMEOUT,
+                    max_age_days=EXAMPLE_MAX_AGE_DAYS if example else DEFAULT_MAX_AGE_DAYS)
+    atomic_write(root / CONFIG_FILE, config.to_toml() + "\n" + _platforms_toml(root, example))
+    return open_workspace(root)
+
+
+def _platforms_toml(root: Path, example: bool) -> str:
+    """The example's platform mapping (fake ids), or a commented template."""
+    from forecast.example import EXAMPLE_AS_OF
+    from forecast.scenarios import load_scenarios
+
+    if example:
+        questions = [q.id for s in load_scenarios(root / "priors" / "scenarios").values()
+                     for q in s.questions]
+        return example_platforms_toml(questions, due=EXAMPLE_AS_OF)
+    return ("# Tournament platforms for `forecast submit`: map your question ids to theirs.\n"
+            "# [platforms.metaculus.questions]\n"
+            '# "hybrid-retaliation-by-2026-12-31" = 12345  # the question id, not the post id\n'
+            "# [platforms.forecastbench]  # organization, model, model_organization,\n"
+            "#                            # question_set, forecast_due_date, [..questions]\n")
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from forecast.workspace import bundled_priors, init_workspace
+from tests.fake_metaculus import start_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "priors" / "source" / "allies-to-adversaries.txt"
@@ -30,8 +31,10 @@ def workspace(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def fitted_example(tmp_path_factory):
-    """An example workspace with two recorded updates (short fits, published with
-    --allow-unconverged so that they are quick): shared by the slow tests that read forecasts."""
+    """An example workspace with three recorded updates (short fits, published with
+    --allow-unconverged so that they are quick): 2026-05-31, before the deadline of the questions
+    "by 2026-06-30", then 2026-11-15 and 2026-11-22. Shared by the slow tests that read forecasts;
+    tests that write to it work on a copy (`fitted_copy`)."""
     from cli import main
 
     root = tmp_path_factory.mktemp("fitted") / "ex"
@@ -40,8 +43,22 @@ def fitted_example(tmp_path_factory):
     assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0
     config = root / "forecast.toml"
     config.write_text(config.read_text().replace("history_weeks = 156", "history_weeks = 20"))
-    for as_of in ("2026-11-15", "2026-11-22"):
+    for as_of in ("2026-05-31", "2026-11-15", "2026-11-22"):
         result = runner.invoke(main, [*ws, "update", "--as-of", as_of, "--draws", "100",
                                       "--tune", "200", "--allow-unconverged"])
         assert result.exit_code == 0, result.output
     return root
+
+
+@pytest.fixture
+def fitted_copy(fitted_example, tmp_path):
+    """A private copy of `fitted_example`, for tests that write to it."""
+    target = tmp_path / "ex"
+    shutil.copytree(fitted_example, target)
+    return target
+
+
+@pytest.fixture
+def metaculus(monkeypatch):
+    """`start(*replies)` starts a fake Metaculus (see `tests.fake_metaculus`)."""
+    yield from start_servers(monkeypatch)

@@ -25,7 +25,7 @@ def explained(fitted_example):
 def test_contributions_add_up_to_the_change(explained):
     data, _text = explained
     assert (data["previous_as_of"], data["as_of"]) == ("2026-11-15", "2026-11-22")
-    assert len(data["questions"]) == 14
+    assert len(data["questions"]) == 21
     for q in data["questions"]:
         parts = sum(q["contributions"].values()) + q["residual"]
         assert parts == pytest.approx(q["change"], abs=1e-12)

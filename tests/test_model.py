@@ -86,7 +86,7 @@ def test_forecast_status_yes_no_and_a_union():
     qs = [_question("a"), _question("any", members=("a", "b")),
           QuestionSpec("old", "a", ("a",), dt.date(2025, 1, 1), dt.date(2025, 6, 1)),
           QuestionSpec("hit", "a", ("a",), dt.date(2025, 12, 1), dt.date(2026, 6, 1))]
-    f = forecast_questions(post, series, qs, AS_OF, {"hit": dt.date(2025, 12, 20)}, seed=0)
+    f = forecast_questions(post, series, qs, AS_OF, {"hit": ("yes", dt.date(2025, 12, 20))}, seed=0)
     p_a = 1 - np.exp(-26 * 0.1)  # the channel had an event: it is on
     on_b = 0.5 * np.exp(-3 * 0.2) / (0.5 + 0.5 * np.exp(-3 * 0.2))
     p_b = on_b * (1 - np.exp(-26 * 0.2))

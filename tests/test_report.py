@@ -8,7 +8,8 @@ import pytest
 from cli import main
 
 SECTIONS = ["## Headline", "## Prior against posterior", "## Indicators and the escalation level",
-            "## What changed", "### Why: the change by cause", "## Diagnostics", "## Provenance",
+            "## What changed", "### Why: the change by cause",
+            "## How good have the forecasts been?", "## Diagnostics", "## Provenance",
             "### The claims behind it"]
 
 
@@ -74,3 +75,19 @@ def test_report_without_an_update_says_what_to_do(runner, workspace, tmp_path):
                                   str(tmp_path / "r")])
     assert result.exit_code == 1
     assert result.stderr == "Error: no forecasts to report: run `forecast update` first\n"
+
+
+@pytest.mark.slow
+def test_the_scores_section_has_the_scores_and_the_reliability_diagram(report, fitted_example):
+    from click.testing import CliRunner
+
+    out, md, _html, _shown = report
+    scored = json.loads(CliRunner().invoke(main, ["--workspace", str(fitted_example), "score",
+                                                  "--json"]).stdout)
+    section = md.split("## How good have the forecasts been?")[1].split("\n## ")[0]
+    assert scored["questions"]
+    for q in scored["questions"]:
+        assert f"| {q['question']} | {q['probability']:.1%} | {q['as_of']} |" in section
+        assert f"| {q['brier']:.3f} |" in section
+    assert "![Reliability diagram" in section
+    assert (out / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,182 @@
+"""How good the forecasts are: scores of the workspace's resolved questions, and backtests.
+
+Scores count only questions whose deadline has passed (REFERENCE.md, "Scoring": scoring "by
+date T" questions earlier biases toward YES, since they resolve YES early and NO only at the
+deadline), and only forecasts made while a question was open.
+
+A backtest replays the event history: at each step it fits the model to the `window` weeks up to
+that day (the events known then), and forecasts rolling questions "will the scenario happen in the
+next h weeks?" for every scenario and horizon, which the later events resolve. It scores them
+beside two baselines from the same run: the claims alone (the model without events), and the
+scenario's own base rate (the share of its past weeks with an event, Jeffreys-smoothed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from forecast import history, resolution, scoring
+from forecast.errors import NotAvailableError
+from forecast.fit import Diagnostics, SamplerConfig, compile_model, diagnose, sample_compiled
+from forecast.forecasts import QuestionSpec, forecast_questions
+from forecast.model import ModelConfig, build_model, model_data
+from forecast.prior_check import claims_only_forecasts
+from forecast.priors import Priors
+from forecast.series import weekly_series
+from forecast.update import claim_terms
+
+METHODS = ("model", "claims_only", "base_rate")
+
+
+def score_workspace(con: duckdb.DuckDBPyConnection, priors: Priors, *,
+                    today: dt.date) -> dict[str, Any]:
+    """Scores of the model's recorded forecasts on resolved questions whose deadline has passed:
+    the last forecast made while the question was open, and the time average over its open life.
+    Also lists the questions not scored yet, and why."""
+    states = resolution.current(con)
+    questions = resolution.all_questions(priors)
+    forecasts: dict[str, list[tuple[dt.date, float]]] = {}
+    for run in history.runs(con):
+        for row in history.question_rows(con, run_id=run["run_id"]):
+            forecasts.setdefault(row["question"], []).append((row["as_of"], row["probability"]))
+    rows, pending = [], []
+    for ident, q in questions.items():
+        state = states.get(ident, {}).get("state", "open")
+        if state in ("open", "annulled"):
+            pending.append({"question": ident, "state": state, "reason": state})
+            continue
+        if q.deadline > today:
+            pending.append({"question": ident, "state": state, "reason": "deadline not passed"})
+            continue
+        closes = min(q.deadline, states[ident]["resolved_on"] or q.deadline)
+        made = sorted((d, p) for d, p in forecasts.get(ident, []) if d < closes)
+        if not made:
+            pending.append({"question": ident, "state": state,
+                            "reason": "no forecast made while open"})
+            continue
+        outcome = int(state == "yes")
+        rows.append({"question": ident, "scenario": q.scenario, "deadline": q.deadline,
+                     "outcome": outcome, "as_of": made[-1][0], "probability": made[-1][1],
+                     "time_averaged": scoring.time_averaged(made, opened=q.opened, closes=closes,
+                                                            outcome=outcome)})
+    return {**scoring.summarise(rows), "not_scored": pending}
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """The steps of a backtest: as-of days (on the weekly grid ending at the data's last day)."""
+
+    steps: list[dt.date]
+    horizons: tuple[int, ...]  # weeks
+    window: int  # weeks of history each fit sees
+    data_start: dt.date
+    data_end: dt.date
+
+
+def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date | None,
+         step_weeks: int, horizons: tuple[int, ...], window: int) -> BacktestPlan:
+    """Steps from `start` (default: the first day with `window` weeks of data before it) to
+    `end` (default: the last day whose shortest-horizon question the data resolve)."""
+    first, last = con.execute("SELECT min(date), max(date) FROM events").fetchone() or (None, None)
+    if first is None:
+        raise NotAvailableError("no events stored: import some with `forecast events import`")
+    latest = last - dt.timedelta(weeks=min(horizons))
+    end = min(end or latest, latest)
+    start = start or first + dt.timedelta(weeks=window)
+    steps = []
+    day = last - dt.timedelta(weeks=-(-(last - end).days // 7))  # on the grid, not after `end`
+    while day >= start:
+        steps.append(day)
+        day -= dt.timedelta(weeks=step_weeks)
+    if not steps:
+        raise NotAvailableError(
+            f"no backtest step between {start} and {end}: the events run from {first} to {last}; "
+            f"each step needs a later {min(horizons)}-week horizon to resolve (lower --start, "
+            "--window or --horizons)")
+    return BacktestPlan(steps[::-1], horizons, window, first, last)
+
+
+def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: BacktestPlan, *,
+             sampler: SamplerConfig, cache_dir: Path,
+             progress: Callable[[int, int, Diagnostics], None] | None = None) -> dict[str, Any]:
+    """Replay the plan's steps; score the model and both baselines on the resolved questions.
+
+    Returns
+    -------
+    dict with ``forecasts`` (one row per step and question: ``as_of``, ``scenario``,
+    ``horizon_weeks``, ``deadline``, ``outcome`` and each method's probability), ``methods``
+    (`scoring.summarise` of each method's forecasts, without the per-question rows),
+    ``brier_skill`` (1 - Brier of the model / Brier of each baseline), ``unconverged`` (steps
+    whose fit failed the gate; they are scored all the same) and the plan.
+    """
+    bp = backtest_plan
+    full = weekly_series(con, priors.scenarios, as_of=bp.data_end,
+                         start=min(bp.data_start, bp.steps[0] - dt.timedelta(weeks=bp.window))
+                         - dt.timedelta(weeks=1))
+    weeks = full.week.values.astype("datetime64[D]").astype(dt.date)
+    where = {w: i for i, w in enumerate(weeks)}
+    members = {s: list(spec.union or (s,)) for s, spec in priors.scenarios.items()}
+    any_event = {s: (full.scenario_events.sel(scenario=m).sum("scenario") > 0).values
+                 for s, m in members.items()}  # (week,) per scenario
+    t0 = bp.steps[0]
+    claims_only = claims_only_forecasts(priors, cache_dir, _asked(members, bp.horizons, t0), t0,
+                                        seed=sampler.seed)
+    compiled = None
+    rows, unconverged = [], 0
+    for k, t in enumerate(bp.steps):
+        i = where[t]
+        window = full.isel(week=slice(i + 1 - bp.window, i + 1))
+        if compiled is None:
+            model = build_model(window, claim_terms(priors), ModelConfig())
+            names = [v.name for v in model.free_RVs]
+            compiled = compile_model(model)
+        tree = sample_compiled(compiled, sampler, data=model_data(window))
+        diagnostics = diagnose(tree, names)
+        unconverged += not diagnostics.converged
+        result = forecast_questions(tree.posterior.to_dataset(), window,
+                                    _asked(members, bp.horizons, t), t, {}, seed=sampler.seed)
+        seen = full.volume.values[: i + 1] > 0
+        for s in members:
+            past = any_event[s][: i + 1][seen]
+            rate = (past.sum() + 0.5) / (len(past) + 1)
+            for h in bp.horizons:
+                if i + h >= len(weeks):  # the data do not reach the deadline yet
+                    continue
+                ident = f"{s}-{h}w"
+                rows.append({"as_of": t, "scenario": s, "horizon_weeks": h,
+                             "deadline": t + dt.timedelta(weeks=h),
+                             "outcome": int(any_event[s][i + 1: i + 1 + h].any()),
+                             "model": float(result.probability.sel(question=ident)),
+                             "claims_only": claims_only[ident],
+                             "base_rate": float(1 - (1 - rate) ** h)})
+        if progress is not None:
+            progress(k + 1, len(bp.steps), diagnostics)
+    methods = {}
+    for m in METHODS:
+        summary = scoring.summarise([{"question": f"{r['scenario']}-{r['horizon_weeks']}w",
+                                      "probability": r[m], "outcome": r["outcome"]}
+                                     for r in rows])
+        methods[m] = {"overall": summary["overall"], "calibration": summary["calibration"]}
+    brier = {m: methods[m]["overall"]["brier"] for m in METHODS}
+    return {"steps": [str(t) for t in bp.steps], "horizons_weeks": list(bp.horizons),
+            "window_weeks": bp.window, "data": [str(bp.data_start), str(bp.data_end)],
+            "questions": len(rows), "unconverged": unconverged,
+            "sampler": {"draws": sampler.draws, "tune": sampler.tune, "chains": sampler.chains,
+                        "seed": sampler.seed},
+            "methods": methods,
+            "brier_skill": {m: 1 - brier["model"] / brier[m] if brier[m] else None
+                            for m in METHODS[1:]},
+            "forecasts": rows}
+
+
+def _asked(members: dict[str, list[str]], horizons: tuple[int, ...],
+           t: dt.date) -> list[QuestionSpec]:
+    """The rolling questions asked on day `t`: each scenario in (t, t + h weeks]."""
+    return [QuestionSpec(f"{s}-{h}w", s, tuple(m), t + dt.timedelta(days=1),
+                         t + dt.timedelta(weeks=h)) for s, m in members.items() for h in horizons]

@@ -1,0 +1,70 @@
+"""The forecaster's own judgment, and its pool with the model.
+
+The pool is the weighted mean of the sources' log-odds, extremized by a factor a >= 1:
+
+    logit p̂ = a · Σ_i w_i logit p_i / Σ_i w_i
+
+Averaging log-odds rather than probabilities, then pushing the mean away from 1/2, corrects the
+pool's under-confidence when the sources hold partly independent information (Baron, Mellers,
+Tetlock, Stone & Ungar 2014, "Two reasons to make aggregated probability forecasts more extreme",
+Decision Analysis 11(2); Satopää et al. 2014, "Combining multiple probability predictions using
+a simple logit model", IJF 30(2)). With a = 1 and one source the pool is that source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from forecast import history
+from forecast.errors import QuestionError
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """The `[aggregation]` table of forecast.toml."""
+
+    model_weight: float = 1.0
+    judgment_weight: float = 1.0
+    extremize: float = 1.0  # a >= 1
+
+
+def pool(probabilities: Sequence[float], weights: Sequence[float], *, extremize: float) -> float:
+    """Extremized weighted log-odds mean of `probabilities` (each in (0, 1))."""
+    from scipy.special import expit, logit
+
+    total = sum(weights)
+    mean = sum(w * logit(p) for p, w in zip(probabilities, weights, strict=True)) / total
+    return float(expit(extremize * mean))
+
+
+def pooled(model: float, judgment: float | None, aggregation: Aggregation) -> float:
+    """The pool of the model's probability and, when there is one, the forecaster's."""
+    if judgment is None:  # exactly the model's when there is nothing to pool or extremize
+        return model if aggregation.extremize == 1 else pool([model], [1.0],
+                                                             extremize=aggregation.extremize)
+    return pool([model, judgment], [aggregation.model_weight, aggregation.judgment_weight],
+                extremize=aggregation.extremize)
+
+
+def record(con: duckdb.DuckDBPyConnection, question: str, probability: float, *,
+           note: str | None, by: str) -> dict[str, Any]:
+    """Record the forecaster's probability for `question`."""
+    if not 0 < probability < 1:
+        raise QuestionError(f"a judgment must be strictly between 0 and 1, got {probability:g}")
+    con.execute("INSERT INTO judgments (question, probability, note, judged_by) "
+                "VALUES (?, ?, ?, ?)", [question, probability, note, by])
+    return {"question": question, "probability": probability, "note": note, "judged_by": by,
+            "recorded_at": dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def latest(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    """The latest judgment of every judged question."""
+    if not history.has_table(con, "judgments"):
+        return {}
+    return {r["question"]: r for r in history.query(
+        con, "SELECT * FROM judgments ORDER BY recorded_at, rowid", [])}

@@ -1,0 +1,135 @@
+"""What is submitted: the latest update's open questions, pooled with the forecaster's judgment,
+each with a short generated reasoning; refused when that update failed the diagnostics gate or is
+older than the workspace's `max_age_days`, unless forced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import duckdb
+import xarray as xr
+
+from forecast import history, judgment, resolution
+from forecast.errors import NotAvailableError, SubmissionError
+from forecast.platforms import SubmissionRow
+from forecast.prior_check import claims_only_forecasts
+from forecast.priors import Priors
+from forecast.update import questions
+from forecast.workspace import Workspace
+
+Source = Literal["model", "judgment", "pool"]
+RECENT_WEEKS = 12
+
+
+@dataclass(frozen=True)
+class Submission:
+    rows: list[SubmissionRow]
+    records: list[dict[str, Any]]  # the `submissions` table's rows, less platform and destination
+    warnings: list[str]
+
+
+def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, source: Source,
+            force: bool, today: dt.date) -> Submission:
+    """The rows to submit from the latest update.
+
+    Raises
+    ------
+    SubmissionError
+        When the update failed the gate, is older than `max_age_days` (both unless `force`), or
+        nothing is left to submit.
+    """
+    latest = history.question_rows(con)
+    if not latest:
+        raise NotAvailableError("no forecasts yet: run `forecast update` first")
+    run = latest[0]
+    warnings = []
+    problems = []
+    if not run["diagnostics"]["converged"]:
+        problems.append(f"the latest update (as of {run['as_of']}) failed the diagnostics gate")
+    age = (today - run["as_of"]).days
+    if age > ws.config.max_age_days:
+        problems.append(f"the latest update is {age} days old (as of {run['as_of']}; "
+                        f"max_age_days = {ws.config.max_age_days} in forecast.toml)")
+    if problems and not force:
+        raise SubmissionError("; ".join(problems) + ": run `forecast update`, or pass --force "
+                              "to submit it anyway (recorded)")
+    warnings += [f"submitting although {p} (--force)" for p in problems]
+
+    states = resolution.current(con)
+    judged = judgment.latest(con)
+    fitted = history.find_run(con, run["run_id"]) or {}
+    with xr.open_datatree(ws.root / fitted["posterior_file"], engine="h5netcdf") as tree:
+        series = tree["constant_data"].to_dataset().load()  # type: ignore[index]
+    specs = {q.id: q for q in questions(priors)}
+    prior: dict[str, float] = {}
+    for opened in {q.opened for q in specs.values()}:  # the claims alone, when questions opened
+        prior.update(claims_only_forecasts(
+            priors, ws.posteriors_dir, [q for q in specs.values() if q.opened == opened],
+            opened - dt.timedelta(days=1), seed=run["seed"]))
+    rows, records, resolved = [], [], []
+    for r in latest:
+        q = r["question"]
+        state = states.get(q, {}).get("state", "open")
+        if r["status"] != "open" or state != "open":
+            resolved.append(q)
+            continue
+        if q not in specs:
+            warnings.append(f"{q}: not submitted, the current priors no longer have it")
+            continue
+        own = judged[q]["probability"] if q in judged else None
+        if source == "judgment" and own is None:
+            warnings.append(f"{q}: not submitted, no judgment recorded (`forecast judge`)")
+            continue
+        model = r["probability"]
+        agg = ws.config.aggregation
+        p = {"model": model, "judgment": own, "pool": judgment.pooled(model, own, agg)}[source]
+        text = _reasoning(r, priors, series, prior[q], own, p, source)
+        rows.append(SubmissionRow(q, r["scenario"], r["deadline"], r["as_of"], float(p),
+                                  tuple(r["interval"]), text))  # type: ignore[arg-type]
+        records.append({"question": q, "probability": p, "model_probability": model,
+                        "judgment": own, "model_weight": agg.model_weight,
+                        "judgment_weight": agg.judgment_weight, "extremize": agg.extremize,
+                        "run_id": r["run_id"], "as_of": r["as_of"], "forced": bool(problems)})
+    if resolved:
+        warnings.append(f"{len(resolved)} resolved question(s) not submitted (`forecast show`)")
+    if not rows:
+        raise SubmissionError("nothing to submit: " + "; ".join(warnings))
+    return Submission(rows, records, warnings)
+
+
+def record(con: duckdb.DuckDBPyConnection, submission: Submission, *, platform: str,
+           destination: str, questions_sent: set[str]) -> None:
+    """Record the submitted rows (those of `questions_sent`) in the `submissions` table."""
+    fields = ("platform", "destination", *history.SUBMISSION_FIELDS)
+    con.executemany(
+        f"INSERT INTO submissions ({', '.join(fields)}) VALUES ({', '.join('?' * len(fields))})",
+        [[platform, destination, *(r[f] for f in history.SUBMISSION_FIELDS)]
+         for r in submission.records if r["question"] in questions_sent])
+
+
+def _reasoning(row: dict[str, Any], priors: Priors, series: xr.Dataset, prior: float,
+               own: float | None, p: float, source: Source) -> str:
+    """Two or three sentences on what drives the forecast: the claims, the events, the pool."""
+    scenario = priors.scenarios[row["scenario"]]
+    members = list(scenario.union or (scenario.id,))
+    low, high = row["interval"]
+    weeks = series.sizes["week"]
+    recent = series.indicator_events.isel(week=slice(-RECENT_WEEKS, None)).sum().item()
+    before = series.indicator_events.isel(
+        week=slice(-2 * RECENT_WEEKS, -RECENT_WEEKS)).sum().item()
+    hits = int(series.scenario_events.sel(scenario=members).sum())
+    trend = "more" if recent > before else "fewer" if recent < before else "as many"
+    text = (f"Bayesian model: {row['probability']:.0%} (90% interval {low:.0%}–{high:.0%}) as of "
+            f"{row['as_of']}. The claims of the op-ed 'From Allies to Adversaries' alone gave "
+            f"{prior:.0%} when the question opened; {weeks} weeks of coded events "
+            f"(GDELT/CAMEO) moved it: {hits} event(s) met the {scenario.id} rule in that window, "
+            f"and precursor indicators counted {recent} event(s) in the last {RECENT_WEEKS} "
+            f"weeks, {trend} than the {before} of the {RECENT_WEEKS} before.")
+    if source == "judgment":
+        text += f" Submitted: the forecaster's own judgment, {p:.0%}."
+    elif own is not None:
+        text += f" Pooled with the forecaster's judgment of {own:.0%}: {p:.0%}."
+    return text

@@ -1,0 +1,174 @@
+"""Scores of the workspace's resolved questions (hand computations) and backtests."""
+
+import datetime as dt
+import json
+import math
+import shutil
+
+import pytest
+
+from cli import main
+from forecast import evaluate, history, resolution
+from forecast.events import import_events
+from forecast.fit import SamplerConfig
+from forecast.priors import load_priors
+from forecast.series import first_qualifying
+from forecast.store import open_store, transaction
+from forecast.update import store
+
+TODAY = dt.date(2026, 11, 26)
+TOL = 1e-12
+
+
+def _record(con, as_of, probabilities):
+    run_id = f"run-{as_of}"
+    run = {f: 0 for f in history.RUN_FIELDS} | {
+        "run_id": run_id, "as_of": as_of, "data_hash": "", "priors_hash": "", "code_version": "",
+        "posterior_file": "", "worst": "", "converged": True, "allow_unconverged": False,
+        "simulated": False}
+    rows = [{"question": q, "scenario": q.rsplit("-by-", 1)[0], "deadline": q.rsplit("-by-")[1],
+             "probability": p, "interval": [p, p], "status": "open"}
+            for q, p in probabilities.items()]
+    history.record_run(con, run, rows)
+
+
+@pytest.fixture
+def scored(workspace, tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n"
+                    "2026-03-04,RUS,AZE,163,2,u1,hybrid rule: YES on March 4\n"
+                    "2026-07-01,AZE,TUR,042,1,u2,volume only: the data cover June 30\n")
+    priors = load_priors(workspace.priors_dir)
+    with store(workspace) as con:
+        import_events(con, path, fmt="native")
+        with transaction(con):
+            resolution.sync(con, priors, by="test")
+            _record(con, dt.date(2026, 2, 1), {"hybrid-retaliation-by-2026-06-30": 0.3,
+                                               "proxy-strikes-by-2026-06-30": 0.1})
+            _record(con, dt.date(2026, 4, 1), {"hybrid-retaliation-by-2026-06-30": 1.0,
+                                               "proxy-strikes-by-2026-06-30": 0.2})
+            _record(con, dt.date(2026, 7, 5), {"proxy-strikes-by-2026-06-30": 0.0})
+        return evaluate.score_workspace(con, priors, today=TODAY)
+
+
+def test_each_question_is_scored_on_its_last_forecast_made_while_open(scored):
+    rows = {r["question"]: r for r in scored["questions"]}
+    assert set(rows) == {"hybrid-retaliation-by-2026-06-30", "proxy-strikes-by-2026-06-30"}
+    hybrid, proxy = rows["hybrid-retaliation-by-2026-06-30"], rows["proxy-strikes-by-2026-06-30"]
+    # hybrid resolved YES on March 4: the April forecast (1.0, made once resolved) does not count
+    assert (hybrid["outcome"], hybrid["probability"]) == (1, 0.3)
+    assert hybrid["brier"] == pytest.approx(0.49, abs=TOL)
+    assert hybrid["log"] == pytest.approx(math.log(0.3), abs=TOL)
+    assert hybrid["baseline"] == pytest.approx(100 * (math.log2(0.3) + 1), abs=TOL)
+    assert (proxy["outcome"], proxy["probability"]) == (0, 0.2)
+    assert proxy["brier"] == pytest.approx(0.04, abs=TOL)
+    assert scored["overall"]["brier"] == pytest.approx((0.49 + 0.04) / 2, abs=TOL)
+
+
+def test_the_time_average_weighs_each_forecast_by_the_days_it_stood(scored):
+    proxy = next(r for r in scored["questions"] if r["question"].startswith("proxy"))
+    # 0.1 from Feb 1 to Apr 1 (59 days), 0.2 from Apr 1 to the Jun 30 deadline (90 days)
+    averaged = proxy["time_averaged"]
+    assert averaged["days"] == 149
+    assert averaged["brier"] == pytest.approx((59 * 0.01 + 90 * 0.04) / 149, abs=TOL)
+    assert averaged["log"] == pytest.approx((59 * math.log(0.9) + 90 * math.log(0.8)) / 149,
+                                            abs=TOL)
+
+
+def test_questions_not_scored_say_why(scored):
+    reasons = {r["question"]: r["reason"] for r in scored["not_scored"]}
+    assert reasons["hybrid-retaliation-by-2026-12-31"] == "deadline not passed"
+    assert reasons["any-retaliation-by-2026-06-30"] == "no forecast made while open"
+    assert reasons["proxy-strikes-by-2026-12-31"] == "open"
+
+
+def test_score_through_the_cli_writes_a_reliability_diagram(runner, workspace, scored, tmp_path):
+    plot = tmp_path / "reliability.png"
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "score", "--plot",
+                                  str(plot)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("2 questions: Brier 0.265, log ")
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Not scored yet: " in result.stderr
+
+
+def test_a_backtest_plan_needs_steps_whose_questions_have_resolved(workspace, tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n"
+                    "2026-01-04,AZE,TUR,042,1,u1,volume\n2026-03-01,AZE,TUR,042,1,u2,volume\n")
+    with store(workspace) as con:
+        import_events(con, path, fmt="native")
+        bp = evaluate.plan(con, start=dt.date(2026, 1, 1), end=None, step_weeks=2,
+                           horizons=(4,), window=8)
+        # on the weekly grid ending on the last day, and a 4-week question after the last step
+        assert bp.steps == [dt.date(2026, 1, 4), dt.date(2026, 1, 18), dt.date(2026, 2, 1)]
+        with pytest.raises(Exception, match="no backtest step between"):
+            evaluate.plan(con, start=None, end=None, step_weeks=1, horizons=(4,), window=52)
+
+
+@pytest.mark.slow
+def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
+    plot = tmp_path / "bt.png"
+    result = runner.invoke(main, ["--workspace", str(fitted_example), "backtest", "--start",
+                                  "2026-05-01", "--step", "13w", "--horizons", "4,13",
+                                  "--window", "12", "--draws", "100", "--tune", "100",
+                                  "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["steps"] == ["2026-07-26", "2026-10-25"]
+    assert set(data["methods"]) == {"model", "claims_only", "base_rate"}
+    # 7 scenarios x 2 horizons at the first step; at the second, 13 weeks run past the data
+    assert data["questions"] == len(data["forecasts"]) == 7 * 2 + 7
+    con = open_store(fitted_example / "store.duckdb", read_only=True)
+    try:
+        priors = load_priors(fitted_example / "priors")
+        for row in data["forecasts"]:
+            as_of, deadline = (dt.date.fromisoformat(row[k]) for k in ("as_of", "deadline"))
+            hit = first_qualifying(con, priors.scenarios[row["scenario"]],
+                                              priors.scenarios, since=as_of + dt.timedelta(1),
+                                              until=deadline)
+            assert row["outcome"] == (hit is not None)
+            assert all(0 <= row[m] <= 1 for m in ("model", "claims_only", "base_rate"))
+    finally:
+        con.close()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_backtest_forecast_uses_only_the_events_known_on_its_day(fitted_example, tmp_path):
+    """Changing the events after the last step (not the data's last day) changes the outcomes,
+    not the forecasts."""
+    sampler = SamplerConfig(draws=100, tune=100)
+
+    def run(root):
+        con = open_store(root / "store.duckdb")
+        try:
+            bp = evaluate.plan(con, start=dt.date(2026, 5, 1), end=dt.date(2026, 5, 10),
+                               step_weeks=1, horizons=(26,), window=12)
+            assert bp.steps == [dt.date(2026, 5, 3), dt.date(2026, 5, 10)]
+            return evaluate.backtest(con, load_priors(root / "priors"), bp, sampler=sampler,
+                                     cache_dir=root / "posteriors")["forecasts"]
+        finally:
+            con.close()
+
+    changed = tmp_path / "changed"
+    shutil.copytree(fitted_example, changed)
+    path = tmp_path / "later.csv"
+    path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n"
+                    "2026-06-15,IRN,AZE,190,5,u1,a proxy strike after the last step\n")
+    con = open_store(changed / "store.duckdb")
+    con.execute("DELETE FROM events WHERE date > DATE '2026-05-10' AND date < DATE '2026-11-20'")
+    import_events(con, path, fmt="native")
+    con.close()
+    before, after = run(fitted_example), run(changed)
+    def forecasts(rows):
+        return [(r["as_of"], r["scenario"], r["model"], r["claims_only"], r["base_rate"])
+                for r in rows]
+
+    assert len(before) == 14 and forecasts(before) == forecasts(after)
+    changed_outcomes = {(r["as_of"], r["scenario"]) for r, s in zip(before, after, strict=True)
+                        if r["outcome"] != s["outcome"]}
+    # the proxy strike resolves its scenario (and the union, unless it already had an event)
+    assert {s for _, s in changed_outcomes} <= {"proxy-strikes", "any-retaliation"}
+    assert {day for day, s in changed_outcomes if s == "proxy-strikes"} == {
+        dt.date(2026, 5, 3), dt.date(2026, 5, 10)}
