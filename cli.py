@@ -96,9 +96,15 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     if example:
         from forecast.example import EXAMPLE_AS_OF, load_example
 
+        from forecast.update import store
+
         with ws.lock():
             for result in load_example(ws):
                 click.echo(_import_line(result))
+            with store(ws) as con:
+                resolved = _sync_resolutions(ws, con)
+        click.echo(f"{len(resolved)} question(s) resolved by the events (`forecast show` after "
+                   "an update; `forecast resolve QUESTION` for why).")
         click.echo("The example events are SIMULATED, except the document's own events.")
         click.echo(f"Next: forecast --workspace {ws.root} update --as-of {EXAMPLE_AS_OF}")
     else:
@@ -275,8 +281,11 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
                 if fmt == "auto" and not as_json:
                     click.echo(f"{path}: detected format {result.format}", err=True)
                 results.append(result.as_dict())
+            resolved = _sync_resolutions(ws, con)
         finally:
             con.close()
+    for r in resolved:
+        click.echo(f"resolved: {_resolution_line(r)}", err=True)
     if as_json:
         emit_json(results if len(results) > 1 else results[0])
     else:
@@ -601,6 +610,17 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
         emit_json(row)
     else:
         click.echo(_resolution_line(row) + "\nThe next `forecast update` uses it.")
+
+
+def _sync_resolutions(ws, con) -> list[dict[str, Any]]:
+    """Let the events resolve the questions they settle (holding the workspace lock)."""
+    from forecast import history, resolution
+    from forecast.priors import load_priors
+    from forecast.store import transaction
+
+    history.ensure_schema(con)
+    with transaction(con):
+        return resolution.sync(con, load_priors(ws.priors_dir), by="forecast events import")
 
 
 def _resolution_trail(ws, question: str) -> list[dict[str, Any]]:

@@ -114,3 +114,15 @@ def test_resolve_and_history_through_the_cli(runner, workspace, tmp_path):
     text = runner.invoke(main, [*ws, "history", PROXY_MID])
     assert text.exit_code == 0
     assert f"{PROXY_MID}: yes on 2026-05-02 by hand: seen in the press" in text.stdout
+
+
+def test_importing_events_resolves_the_questions_they_settle(runner, workspace, tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text(HEADER + "2026-03-04,RUS,AZE,163,2,u1,sanctions\n")
+    ws = ["--workspace", str(workspace.root)]
+    result = runner.invoke(main, [*ws, "events", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"resolved: {HYBRID_MID}: yes on 2026-03-04 first event meeting" in result.stderr
+    trail = json.loads(runner.invoke(main, [*ws, "resolve", HYBRID_MID, "--json"]).stdout)
+    assert [(r["state"], r["method"], r["resolved_by"]) for r in trail] == [
+        ("yes", "events", "forecast events import")]
