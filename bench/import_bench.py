@@ -74,27 +74,17 @@ def child(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="write the figures to this file")
-    args = parser.parse_args()
-
+def measure(rows: int, repeat: int) -> dict:
+    """Median import time, rows/s and peak memory of `repeat` imports of a `rows`-row GDELT 2.0
+    file into fresh stores, beside a plain `pandas.read_csv` of the same file."""
     with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp:
         data = Path(tmp) / "events.export.tsv"
-        rows = build(data, args.rows)
-        runs = [
-            child(IMPORT_CHILD, str(data), str(Path(tmp) / f"store{i}.duckdb"))
-            for i in range(args.repeat)
-        ]
-        pandas_runs = (
-            [child(PANDAS_CHILD, str(data)) for _ in range(args.repeat)]
-            if importlib.util.find_spec("pandas")
-            else []
-        )
+        rows = build(data, rows)
+        runs = [child(IMPORT_CHILD, str(data), str(Path(tmp) / f"store{i}.duckdb"))
+                for i in range(repeat)]
+        pandas_runs = ([child(PANDAS_CHILD, str(data)) for _ in range(repeat)]
+                       if importlib.util.find_spec("pandas") else [])
         size = data.stat().st_size
-
     seconds = statistics.median(r["seconds"] for r in runs)
     figures = {
         "rows": rows,
@@ -114,14 +104,24 @@ def main() -> None:
             "pandas_peak_mib": round(max(r["peak_mib"] for r in pandas_runs), 1),
             "speedup_vs_pandas": round(pandas_seconds / seconds, 2),
         }
+    return figures
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+    figures = measure(args.rows, args.repeat)
+    rows, seconds = figures["rows"], figures["import_seconds"]
     print(f"GDELT 2.0 import, {rows:,} rows ({figures['file_mib']} MiB), median of {args.repeat}")
     print(f"{'':24}{'seconds':>10}{'rows/s':>14}{'peak MiB':>10}")
     print(
         f"{'forecast import_events':24}{seconds:>10.3f}{rows / seconds:>14,.0f}"
         f"{figures['import_peak_mib']:>10.1f}   (CPU {figures['import_cpu_seconds']:.3f} s)"
     )
-    if pandas_runs:
+    if "pandas_seconds" in figures:
         print(
             f"{'pandas.read_csv':24}{figures['pandas_seconds']:>10.3f}"
             f"{rows / figures['pandas_seconds']:>14,.0f}{figures['pandas_peak_mib']:>10.1f}"
