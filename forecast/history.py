@@ -74,9 +74,9 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 """
 
-RUN_FIELDS = ("run_id", "as_of", "seed", "draws", "tune", "chains", "data_hash", "priors_hash",
-              "code_version", "posterior_file", "r_hat_max", "ess_bulk_min", "divergences", "worst",
-              "converged", "allow_unconverged", "simulated")
+RUN_FIELDS = ("run_id", "inputs_hash", "as_of", "seed", "draws", "tune", "chains", "data_hash",
+              "priors_hash", "code_version", "posterior_file", "r_hat_max", "ess_bulk_min",
+              "divergences", "worst", "converged", "allow_unconverged", "simulated")
 
 SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment", "model_weight",
                      "judgment_weight", "extremize", "run_id", "as_of", "forced")
@@ -84,6 +84,8 @@ SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment",
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_SCHEMA)
+    # stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR")
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],

@@ -4,6 +4,12 @@ An update is identified by the hash of everything that determines its numbers: t
 the weekly series and resolutions (data), the priors' files, the code version, the seed and the
 sampler settings. If a run with the same identity is stored with its posterior, it is reused
 instead of sampled again.
+
+Finding that identity means building the weekly series, which needs the numerical libraries. So
+each run also keeps a cheaper fingerprint of its raw inputs (`inputs_fingerprint`: the imports
+and event count of the store, the resolutions by hand, the priors' files, the code version and
+the settings), read with DuckDB alone: when nothing at all changed, the stored run is found
+without importing NumPy, xarray, SciPy or PyMC. Those are imported only when needed.
 """
 
 from __future__ import annotations
@@ -15,21 +21,23 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import xarray as xr
 
 import forecast
-from forecast import history, resolution
-from forecast.fit import Progress, SamplerConfig, diagnose, sample
-from forecast.forecasts import QuestionSpec, forecast_questions
-from forecast.model import ClaimTerm, ModelConfig, build_model
-from forecast.priors import Priors, load_priors
-from forecast.series import first_qualifying, weekly_series
+from forecast import history
+from forecast.fit import Progress, SamplerConfig
 from forecast.store import open_store, transaction
 from forecast.workspace import Workspace, atomic_file
+
+if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
+
+    from forecast.forecasts import QuestionSpec
+    from forecast.model import ClaimTerm
+    from forecast.priors import Priors
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,25 @@ def code_version() -> str:
     return f"{forecast.__version__}+{h.hexdigest()[:12]}"
 
 
+def inputs_fingerprint(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date,
+                       sampler: SamplerConfig) -> str:
+    """SHA-256 over every raw input of an update; equal fingerprints mean equal runs (the
+    converse need not hold: an event outside the fitted weeks changes the fingerprint only)."""
+    h = hashlib.sha256(repr((as_of, sorted(asdict(sampler).items()), ws.config.history_weeks,
+                             code_version())).encode())
+    for path in sorted(p for p in ws.priors_dir.rglob("*") if p.is_file()):
+        h.update(path.relative_to(ws.priors_dir).as_posix().encode() + b"\0" + path.read_bytes())
+    for sql in ("SELECT sha256, format, region, imported, duplicate FROM imports ORDER BY ALL",
+                "SELECT count(*), coalesce(sum(duplicates), 0) FROM events",
+                "SELECT question, state, resolved_on FROM resolutions WHERE method = 'manual' "
+                "ORDER BY ALL"):
+        h.update(repr(con.execute(sql).fetchall()).encode())
+    return h.hexdigest()
+
+
 def claim_terms(priors: Priors) -> list[ClaimTerm]:
+    from forecast.model import ClaimTerm
+
     terms = []
     for c in priors.constraints():
         s = priors.scenarios[c.claim.scenario]
@@ -57,11 +83,15 @@ def claim_terms(priors: Priors) -> list[ClaimTerm]:
 
 
 def questions(priors: Priors) -> list[QuestionSpec]:
+    from forecast.forecasts import QuestionSpec
+
     return [QuestionSpec(q.id, s.id, s.union or (s.id,), q.opened, q.deadline)
             for s in priors.scenarios.values() for q in s.questions]
 
 
 def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> str:
+    import numpy as np
+
     h = hashlib.sha256()
     for name in ("scenario_events", "indicator_events", "volume"):
         h.update(name.encode() + np.ascontiguousarray(series[name].values).tobytes())
@@ -78,6 +108,9 @@ def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, 
     square of it) and the questions resolved by then: question id -> (state, day), YES on the
     first qualifying event, or as resolved by hand on or before `as_of` (see
     `forecast.resolution`); `known_until` leaves out events after it (see `weekly_series`)."""
+    from forecast import resolution
+    from forecast.series import first_qualifying, weekly_series
+
     series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
                            start=as_of - dt.timedelta(weeks=weeks))
     until = min(as_of, known_until or as_of)
@@ -103,33 +136,46 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
         When the fit fails the diagnostics gate and `allow_unconverged` is False; nothing is
         recorded then.
     """
-    priors = load_priors(ws.priors_dir)
-    qs = questions(priors)
     with ws.lock():
         # the store is opened only to read inputs and to record, not while sampling, so that
         # readers (show, history, events list) are not locked out for the length of a fit
         with store(ws) as con:
+            fingerprint = inputs_fingerprint(con, ws, as_of, sampler)
+            stored = _reusable(ws, con, "inputs_hash", fingerprint, allow_unconverged)
+            if stored:
+                return UpdateResult(stored, history.question_rows(con, run_id=stored["run_id"]),
+                                    True)
+            from forecast import resolution
+            from forecast.priors import load_priors
+
+            priors = load_priors(ws.priors_dir)
             series, resolved = read_inputs(con, priors, as_of, ws.config.history_weeks)
             identity = {"as_of": as_of, "data_hash": _data_hash(series, resolved),
                         "priors_hash": priors.digest(), "code_version": code_version(),
                         **asdict(sampler)}
             run_id = hashlib.sha256(repr(sorted(identity.items())).encode()).hexdigest()[:16]
-            stored = history.find_run(con, run_id)
-            if stored and (ws.root / stored["posterior_file"]).is_file() and (
-                    stored["converged"] or allow_unconverged):
+            if _reusable(ws, con, "run_id", run_id, allow_unconverged):
                 with transaction(con):
+                    con.execute("UPDATE runs SET inputs_hash = ? WHERE run_id = ?",
+                                [fingerprint, run_id])
                     resolution.sync(con, priors, by="forecast update")
-                return UpdateResult(stored, history.question_rows(con, run_id=run_id), True)
+                return UpdateResult(history.find_run(con, run_id) or {},
+                                    history.question_rows(con, run_id=run_id), True)
+
+        from forecast.fit import diagnose, sample
+        from forecast.forecasts import forecast_questions
+        from forecast.model import ModelConfig, build_model
 
         model = build_model(series, claim_terms(priors), ModelConfig())
         tree = sample(model, sampler, progress)
         diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
         if not allow_unconverged:
             diagnostics.check()
-        result = forecast_questions(tree.posterior.to_dataset(), series, qs, as_of, resolved,
-                                    seed=sampler.seed)
+        result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
+                                    as_of, resolved, seed=sampler.seed)
         posterior_file = f"posteriors/{run_id}.nc"
-        run = {**identity, "run_id": run_id, "posterior_file": posterior_file,
+        run = {**identity, "run_id": run_id, "inputs_hash": fingerprint,
+               "posterior_file": posterior_file,
                **asdict(diagnostics), "converged": diagnostics.converged,
                "allow_unconverged": allow_unconverged, "simulated": ws.config.example}
         # the priors are kept beside the posterior, so that a later explanation can refit with them
@@ -144,6 +190,18 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                 history.record_run(con, run, rows)
                 resolution.sync(con, priors, by="forecast update")
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
+
+
+def _reusable(ws: Workspace, con: duckdb.DuckDBPyConnection, key: str, value: str,
+              allow_unconverged: bool) -> dict[str, Any] | None:
+    """The latest stored run with `key` = `value` whose posterior is still there, unless it
+    failed the gate and `allow_unconverged` is off."""
+    for run in reversed(history.query(con, f"SELECT * FROM runs WHERE {key} = ? "
+                                      "ORDER BY created_at", [value])):
+        if (ws.root / run["posterior_file"]).is_file() and (run["converged"]
+                                                             or allow_unconverged):
+            return run
+    return None
 
 
 @contextlib.contextmanager
@@ -164,6 +222,8 @@ def _date(value: np.datetime64) -> dt.date:
 
 def _save_posterior(path: Path, tree: xr.DataTree, series: xr.Dataset, run: dict) -> None:
     """Write posterior, sample stats and the fitted series as one NetCDF file, atomically."""
+    import xarray as xr
+
     out = xr.DataTree.from_dict({
         "posterior": tree.posterior.to_dataset(),
         "sample_stats": tree.sample_stats.to_dataset().drop_vars(

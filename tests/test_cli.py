@@ -284,3 +284,18 @@ def test_the_cli_starts_without_importing_the_heavy_libraries():
             " & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_an_update_with_nothing_new_reuses_the_run_without_the_numerical_libraries(fitted_copy):
+    args = ["--workspace", str(fitted_copy), "update", "--as-of", "2026-11-22", "--draws", "100",
+            "--tune", "200", "--allow-unconverged", "--json"]
+    code = ("import json, sys, cli\n"
+            f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
+            "heavy = {'pymc', 'pytensor', 'preliz', 'arviz', 'xarray', 'numpy', 'scipy'}\n"
+            "print(json.dumps(sorted(heavy & set(sys.modules))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    result, heavy = out.stdout.strip().rsplit("\n", 1)
+    assert json.loads(result)["reused"] is True
+    assert json.loads(heavy) == []
