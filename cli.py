@@ -95,7 +95,6 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     click.echo(f"Created workspace {ws.root} (priors in {ws.priors_dir}).")
     if example:
         from forecast.example import EXAMPLE_AS_OF, load_example
-
         from forecast.update import store
 
         with ws.lock():
@@ -687,8 +686,7 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
     The payload is validated against the platform's rules before anything is written or sent;
     every submitted row is recorded in the history.
     """
-    from forecast import platforms, submission
-    from forecast.errors import SubmissionError
+    from forecast import submission
     from forecast.priors import load_priors
     from forecast.store import transaction
     from forecast.update import store
@@ -698,31 +696,13 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
         raise click.UsageError("--post sends to Metaculus only; ForecastBench takes forecast sets "
                                "by upload, so write the file with --out")
     ws = _workspace(ctx)
-    config = ws.config.platforms
     priors = load_priors(ws.priors_dir)
     with ws.lock():
         with store(ws, read_only=True) as con:
             sub = submission.prepare(ws, con, priors, source=source,  # type: ignore[arg-type]
                                      force=force, today=_today())
-        warnings = list(sub.warnings)
-        payload: Any
-        if platform == "csv":
-            text = platforms.csv_text(sub.rows)
-            sent = {r.question for r in sub.rows}
-        else:
-            section = getattr(config, platform)
-            if section is None:
-                raise SubmissionError(f"no [platforms.{platform}] in {ws.root / 'forecast.toml'}: "
-                                      "map your questions to the platform's ids there")
-            build, validate = {"metaculus": (platforms.metaculus_payload,
-                                             platforms.validate_metaculus),
-                               "forecastbench": (platforms.forecastbench_payload,
-                                                 platforms.validate_forecastbench)}[platform]
-            payload, more = build(sub.rows, section)
-            warnings += more
-            validate(payload)
-            text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-            sent = {r.question for r in sub.rows if r.question in section.questions}
+        text, payload, sent, warnings = submission.payload(
+            ws, sub, platform)  # type: ignore[arg-type]
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
         destinations = []
@@ -734,14 +714,9 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
             click.echo(text, nl=False)
             destinations.append("stdout")
         if post:
-            if ws.config.example:
-                raise SubmissionError("this workspace holds the SIMULATED example, mapped to "
-                                      "fake question ids: not posting it")
-            token = platforms.token_from_env(config.metaculus)
-            status = platforms.post_metaculus(payload, config.metaculus, token=token)
-            destinations.append(config.metaculus.base_url)
-            click.echo(f"Posted {len(sent)} forecast(s) to {config.metaculus.base_url} "
-                       f"(HTTP {status}).", err=True)
+            status, url = submission.post(ws, payload)
+            destinations.append(url)
+            click.echo(f"Posted {len(sent)} forecast(s) to {url} (HTTP {status}).", err=True)
         with store(ws) as con, transaction(con):
             submission.record(con, sub, platform=platform, destination="; ".join(destinations),
                               questions_sent=sent)

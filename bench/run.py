@@ -9,8 +9,8 @@ folder, then measures, each in fresh processes:
 - ``noop_update_s``: `forecast update` again with no new data (reuses the stored fit);
 - the baseline: the same model written the straightforward way, built with `forecast.model`
   and sampled with plain ``pm.sample()`` defaults, rebuilt each time (median of ``--repeat``);
-  ``ess_per_s_ratio`` is the toolkit's smallest bulk ESS per second of wall time over the
-  baseline's;
+  ``ess_per_s_ratio`` is the median over runs of the toolkit's smallest bulk ESS per second of
+  wall time, over the baseline's;
 - GDELT 2.0 import throughput and peak memory on a 1,000,000-row file beside a plain
   ``pandas.read_csv`` (`bench/import_bench.py`);
 - ``help_s``: `forecast --help` wall time (median of 5).
@@ -77,8 +77,9 @@ def timed(args: list[str], env: dict[str, str] | None = None) -> tuple[float, st
 
 
 def update(ws: Path, seed: int, env: dict[str, str] | None = None) -> dict:
+    # a fit that fails the gate is timed all the same, and reported
     seconds, out = timed([str(FORECAST), "--workspace", str(ws), "update", "--as-of", AS_OF,
-                          "--seed", str(seed), "--json"], env)
+                          "--seed", str(seed), "--allow-unconverged", "--json"], env)
     data = json.loads(out)
     return {"seconds": seconds, "reused": data["reused"],
             **data["forecasts"][0]["diagnostics"]}
@@ -115,29 +116,38 @@ def main() -> None:
 
     warm_s = statistics.median(r["seconds"] for r in warm)
     warm_ess = min(r["ess_bulk_min"] for r in warm)
+    unconverged = sum(not r["converged"] for r in [cold, *warm])
     base_s = statistics.median(r["seconds"] for r in baseline)
     base_ess = min(r["ess_bulk_min"] for r in baseline)
+    # each run's smallest bulk ESS per second of wall time, then the median over runs
+    ess_per_s = statistics.median(r["ess_bulk_min"] / r["seconds"] for r in warm)
+    base_ess_per_s = statistics.median(r["ess_bulk_min"] / r["seconds"] for r in baseline)
     figures = {
         "cpus": os.cpu_count(), "quick": args.quick, "repeat": repeat, "weeks": weeks,
         "warm_update_s": round(warm_s, 2), "warm_ess_bulk_min": round(warm_ess),
         "warm_runs": warm, "cold_update_s": round(cold["seconds"], 2),
+        "updates_failing_the_gate": unconverged,
         "noop_update_s": round(noop, 3),
         "baseline_s": round(base_s, 2), "baseline_ess_bulk_min": round(base_ess),
         "baseline_runs": baseline,
-        "ess_per_s": round(warm_ess / warm_s, 2), "baseline_ess_per_s": round(base_ess / base_s, 2),
-        "ess_per_s_ratio": round((warm_ess / warm_s) / (base_ess / base_s), 2),
+        "ess_per_s": round(ess_per_s, 2), "baseline_ess_per_s": round(base_ess_per_s, 2),
+        "ess_per_s_ratio": round(ess_per_s / base_ess_per_s, 2),
         "import_rows": imports["rows"], "import_rows_per_s": imports["rows_per_second"],
         "import_ratio_vs_pandas": imports.get("speedup_vs_pandas"),
         "import_peak_mb": imports["import_peak_mib"], "help_s": round(help_s, 3),
     }
     rows = [
-        ("update, warm caches (median)", f"{warm_s:.1f} s", f"min bulk ESS {warm_ess:.0f}"),
+        ("update, warm caches (median)", f"{warm_s:.1f} s", f"min bulk ESS of the runs "
+                                                             f"{warm_ess:.0f}"),
         ("update, cold caches", f"{cold['seconds']:.1f} s",
          f"min bulk ESS {cold['ess_bulk_min']:.0f}"),
         ("update, no new data", f"{noop:.2f} s", "target <= 0.5 s"),
-        ("baseline: plain pm.sample (median)", f"{base_s:.1f} s", f"min bulk ESS {base_ess:.0f}"),
+        ("updates failing the gate", f"{unconverged} of {repeat + 1}", "timed all the same"),
+        ("baseline: plain pm.sample (median)", f"{base_s:.1f} s",
+         f"min bulk ESS of the runs {base_ess:.0f}"),
         ("ESS/s toolkit / baseline", f"{figures['ess_per_s_ratio']:.2f}x",
-         f"{figures['ess_per_s']} vs {figures['baseline_ess_per_s']} ESS/s; target >= 3x"),
+         f"median {figures['ess_per_s']} vs {figures['baseline_ess_per_s']} ESS/s; "
+         "target >= 3x"),
         (f"GDELT 2.0 import, {imports['rows']:,} rows", f"{imports['rows_per_second']:,} rows/s",
          f"{imports.get('speedup_vs_pandas')}x pandas; peak {imports['import_peak_mib']} MiB"),
         ("forecast --help", f"{help_s:.3f} s", "target <= 0.3 s"),

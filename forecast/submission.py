@@ -6,15 +6,16 @@ older than the workspace's `max_age_days`, unless forced.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import duckdb
 import xarray as xr
 
-from forecast import history, judgment, resolution
+from forecast import history, judgment, platforms, resolution
 from forecast.errors import NotAvailableError, SubmissionError
-from forecast.platforms import SubmissionRow
+from forecast.platforms import Platform, SubmissionRow
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors
 from forecast.update import questions
@@ -45,7 +46,6 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     if not latest:
         raise NotAvailableError("no forecasts yet: run `forecast update` first")
     run = latest[0]
-    warnings = []
     problems = []
     if not run["diagnostics"]["converged"]:
         problems.append(f"the latest update (as of {run['as_of']}) failed the diagnostics gate")
@@ -56,7 +56,7 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     if problems and not force:
         raise SubmissionError("; ".join(problems) + ": run `forecast update`, or pass --force "
                               "to submit it anyway (recorded)")
-    warnings += [f"submitting although {p} (--force)" for p in problems]
+    warnings = [f"submitting although {p} (--force)" for p in problems]
 
     states = resolution.current(con)
     judged = judgment.latest(con)
@@ -98,6 +98,42 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     if not rows:
         raise SubmissionError("nothing to submit: " + "; ".join(warnings))
     return Submission(rows, records, warnings)
+
+
+def payload(ws: Workspace, submission: Submission,
+            platform: Platform) -> tuple[str, Any, set[str], list[str]]:
+    """The platform's payload, validated: its text, the payload itself (None for CSV), the
+    questions it holds, and warnings (clipped probabilities, unmapped questions)."""
+    if platform == "csv":
+        return (platforms.csv_text(submission.rows), None,
+                {r.question for r in submission.rows}, list(submission.warnings))
+    config = getattr(ws.config.platforms, platform)
+    if config is None:
+        raise SubmissionError(f"no [platforms.{platform}] in {ws.root / 'forecast.toml'}: "
+                              "map your questions to the platform's ids there")
+    data: Any
+    if platform == "metaculus":
+        data, warnings = platforms.metaculus_payload(submission.rows, config)
+        platforms.validate_metaculus(data)
+    else:
+        data, warnings = platforms.forecastbench_payload(submission.rows, config)
+        platforms.validate_forecastbench(data)
+    sent = {r.question for r in submission.rows if r.question in config.questions}
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n", data, sent,
+            [*submission.warnings, *warnings])
+
+
+def post(ws: Workspace, data: Any) -> tuple[int, str]:
+    """Send a Metaculus payload; returns the HTTP status and the address it went to. Never for
+    the simulated example, whose questions are mapped to fake ids."""
+    if ws.config.example:
+        raise SubmissionError("this workspace holds the SIMULATED example, mapped to fake "
+                              "question ids: not posting it")
+    config = ws.config.platforms.metaculus
+    if config is None:
+        raise SubmissionError(f"no [platforms.metaculus] in {ws.root / 'forecast.toml'}")
+    status = platforms.post_metaculus(data, config, token=platforms.token_from_env(config))
+    return status, config.base_url
 
 
 def record(con: duckdb.DuckDBPyConnection, submission: Submission, *, platform: str,
