@@ -54,15 +54,16 @@ def trail(con: duckdb.DuckDBPyConnection, question: str | None = None) -> list[d
                         params)
 
 
+def _latest(con: duckdb.DuckDBPyConnection, *, manual: bool) -> dict[str, dict[str, Any]]:
+    """The latest row of every question, among the manual rows or among the automatic ones."""
+    return {row["question"]: row for row in trail(con)
+            if (row["method"] == "manual") == manual}
+
+
 def current(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     """The state in force of every question with a resolution row: the latest manual row if
     there is one, else the latest automatic row. Questions without rows are open."""
-    latest: dict[tuple[str, bool], dict[str, Any]] = {}
-    for row in trail(con):
-        latest[(row["question"], row["method"] == "manual")] = row
-    out = {q: row for (q, manual), row in latest.items() if not manual}
-    out.update({q: row for (q, manual), row in latest.items() if manual})
-    return out
+    return _latest(con, manual=False) | _latest(con, manual=True)
 
 
 def data_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
@@ -90,10 +91,7 @@ def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str) -> list[dic
     """Record the events' verdict on every question whose automatic state changed; returns the
     new rows. Call inside a transaction, holding the workspace lock."""
     end = data_end(con)
-    latest_auto: dict[str, dict[str, Any]] = {}
-    for row in trail(con):
-        if row["method"] != "manual":
-            latest_auto[row["question"]] = row
+    latest_auto = _latest(con, manual=False)
     new = []
     for q in all_questions(priors).values():
         state, day, evidence = by_events(con, priors, q, until=end)
