@@ -7,8 +7,8 @@ folder, then measures, each in fresh processes:
 - ``warm_update_s``: the same with warm caches, a new seed each time (so nothing is reused),
   median of ``--repeat`` runs, with the smallest bulk ESS over all parameters;
 - ``noop_update_s``: `forecast update` again with no new data (reuses the stored fit);
-- the baseline: the same model written the straightforward way, built with `forecast.model`
-  and sampled with plain ``pm.sample()`` defaults, rebuilt each time (median of ``--repeat``);
+- the baseline: the same model written the straightforward way (`bench/baseline_model.py`),
+  sampled with plain ``pm.sample()`` defaults, rebuilt each time (median of ``--repeat``);
   ``ess_per_s_ratio`` is the median over runs of the toolkit's smallest bulk ESS per second of
   wall time, over the baseline's;
 - GDELT 2.0 import throughput and peak memory on a 1,000,000-row file beside a plain
@@ -48,8 +48,8 @@ import datetime as dt, json, sys, time
 from pathlib import Path
 start = time.perf_counter()
 import pymc as pm
+from baseline_model import build_baseline
 from forecast.fit import diagnose
-from forecast.model import ModelConfig, build_model
 from forecast.priors import load_priors
 from forecast.update import claim_terms, read_inputs, store
 from forecast.workspace import open_workspace
@@ -58,7 +58,7 @@ priors = load_priors(ws.priors_dir)
 with store(ws, read_only=True) as con:
     series, _ = read_inputs(con, priors, dt.date.fromisoformat(sys.argv[2]),
                             ws.config.history_weeks)
-model = build_model(series, claim_terms(priors), ModelConfig())
+model = build_baseline(series, claim_terms(priors))
 with model:
     tree = pm.sample(random_seed=int(sys.argv[3]), progressbar=False)
 seconds = time.perf_counter() - start
@@ -108,7 +108,8 @@ def main() -> None:
         noop = statistics.median(update(ws, 2, caches)["seconds"] for _ in range(max(repeat, 3)))
         baseline = [json.loads(subprocess.run(
             [sys.executable, "-c", BASELINE_CHILD, str(ws), AS_OF, str(10 + i)],
-            env={**os.environ, **caches, "PYTHONPATH": str(ROOT)}, capture_output=True,
+            env={**os.environ, **caches, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}"},
+            capture_output=True,
             text=True, check=True).stdout.splitlines()[-1]) for i in range(repeat)]
         weeks = 52 if args.quick else 156
     imports = import_bench.measure(200_000 if args.quick else 1_000_000, repeat)

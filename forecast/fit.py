@@ -29,8 +29,8 @@ class SamplerConfig:
     tune: int = 1000
     chains: int = 2
     seed: int = 20250701
-    target_accept: float = 0.95
-    adaptation: str = "low_rank"  # nutpie mass matrix: "low_rank" (default) or "diag"
+    target_accept: float = 0.99
+    adaptation: str = "diag"  # nutpie mass matrix: "diag" (default) or "low_rank"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,19 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 import xarray as xr
+from scipy import stats
+from scipy.special import gammaln
 
 from forecast.fit import SamplerConfig, diagnose, sample
 from forecast.forecasts import QuestionSpec, forecast_questions
-from forecast.model import ClaimTerm, ModelConfig, _ar1, build_model, claim_probability
+from forecast.model import (
+    ClaimTerm,
+    ModelConfig,
+    _ar1,
+    build_model,
+    claim_probability,
+    negative_binomial_logp,
+)
 from forecast.series import make_series, week_ends
 from forecast.simulate import escalation_path, simulate_world
 
@@ -32,12 +41,25 @@ def _question(scenario="s", weeks_ahead=26, members=None, opened=None):
                         AS_OF + dt.timedelta(weeks=weeks_ahead))
 
 
-def test_the_toeplitz_ar1_equals_the_recursion():
-    rng = np.random.default_rng(1)
-    e = rng.standard_normal(40)
+@pytest.mark.parametrize("weeks", [1, 2, 5, 40, 156, 157])
+def test_the_blocked_ar1_equals_the_recursion(weeks):
+    e = np.random.default_rng(weeks).standard_normal(weeks)
     rho = pt.dscalar("rho")
-    f = pytensor.function([rho], _ar1(rho, pt.as_tensor(e), 40))
-    np.testing.assert_allclose(f(0.83), escalation_path(0.83, e), rtol=1e-10)
+    f = pytensor.function([rho], _ar1(rho, pt.as_tensor(e), weeks))
+    for value in (0.0, 0.83, 0.999):
+        np.testing.assert_allclose(f(value), escalation_path(value, e), rtol=1e-10, atol=1e-12)
+
+
+def test_the_negative_binomial_matches_scipy_up_to_a_constant_of_the_data():
+    rng = np.random.default_rng(2)
+    y = rng.poisson(4.0, size=(3, 7)).astype("float64")
+    log_mean = rng.normal(1.0, 0.5, size=(3, 7))
+    alpha = np.array([0.5, 2.0, 30.0])
+    weight = np.array([1, 1, 0, 1, 1, 1, 0], dtype="float64")  # weeks with no data count 0
+    got = negative_binomial_logp(y, log_mean, pt.as_tensor(alpha), weight).eval()
+    a = alpha[:, None]
+    expected = (stats.nbinom.logpmf(y, a, a / (a + np.exp(log_mean))) + gammaln(y + 1)) * weight
+    assert got == pytest.approx(expected.sum(), rel=1e-10)
 
 
 def test_claim_probability_matches_its_formula():
