@@ -27,6 +27,15 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:  # a damaged store found while reading it, past its opening
+            if type(exc).__module__.partition(".")[0] not in ("duckdb", "_duckdb"):
+                raise
+            from forecast.store import damage
+
+            error = damage(exc, ctx.obj["workspace"] / "store.duckdb")
+            if error is None:
+                raise
+            raise click.ClickException(str(error)) from None
 
 
 def emit_json(data: Any) -> None:
@@ -857,6 +866,40 @@ def _weeks(text: str, param: str) -> int:
         raise click.BadParameter(f"expected a number of weeks like 4w, got {text!r}",
                                  param_hint=param)
     return int(text[:-1])
+
+
+# --- recovery ---------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--repair", is_flag=True,
+              help="Repair what can be repaired: damaged files are moved to broken/, never "
+                   "deleted; the store is restored from its backup.")
+@output_options
+@click.pass_context
+def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Check the workspace: the store and its backup read whole, every posterior opens, no
+    files of killed commands are left.
+
+    Exits with status 1 when something is damaged and not repaired.
+    """
+    from dataclasses import asdict
+
+    from forecast.doctor import doctor as run_doctor
+
+    ws = _workspace(ctx)
+    findings = run_doctor(ws, repair=repair)
+    damaged = [f for f in findings if f.state == "damaged"]
+    if as_json:
+        emit_json({"workspace": str(ws.root), "repair": repair, "ok": not damaged,
+                   "findings": [asdict(f) for f in findings]})
+    else:
+        for f in findings:
+            click.echo(f"{f.path}: {f.state}: {f.problem}\n    {f.remedy}")
+        if not findings:
+            click.echo(f"{ws.root}: no problems found.")
+    if damaged:
+        raise click.ClickException(f"{len(damaged)} problem(s) found: `forecast doctor --repair` "
+                                   "repairs them")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,23 @@ Standards, 2015); source ratings follow the Admiralty code (NATO STANAG 2511).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
 from forecast.errors import PriorSpecError
-from forecast.schema import Table, did_you_mean, read_toml
+from forecast.schema import (
+    COUNTRY_CODE,
+    EVENT_CODE,
+    EVENT_CODE_RULE,
+    Table,
+    did_you_mean,
+    inside,
+    read_toml,
+    show_value,
+)
 
 Term = Literal[
     "almost no chance", "very unlikely", "unlikely", "roughly even chance", "likely",
@@ -45,7 +55,7 @@ CREDIBILITY: dict[int, str] = {
 }
 WEEKS_PER_YEAR = 365.2425 / 7
 _UNIT_WEEKS = {"day": 1 / 7, "week": 1.0, "month": WEEKS_PER_YEAR / 12, "year": WEEKS_PER_YEAR}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(day|week|month|year)s?\s*$")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(day|week|month|year)s?\s*")
 
 
 @dataclass(frozen=True)
@@ -60,10 +70,10 @@ class Horizon:
         """Parse "3 months", "24 months", "4 weeks", "2 years", "10 days" or "ever"."""
         if text.strip() == "ever":
             return cls("ever", None)
-        match = _DURATION.match(text)
-        if not match or float(match[1]) <= 0:
+        match = _DURATION.fullmatch(text)
+        if not match or not 0 < float(match[1]) < math.inf:
             raise ValueError(f"expected a duration like '3 months', '4 weeks' or 'ever', "
-                             f"got {text!r}")
+                             f"got {show_value(text)}")
         return cls(text.strip(), float(match[1]) * _UNIT_WEEKS[match[2]])
 
     @property
@@ -167,11 +177,10 @@ _CLAIM_KEYS = ("id", "quote", "scenario", "horizon", "term", "probability", "int
                "reliability", "credibility", "note")
 _TRIGGER_KEYS = ("id", "quote", "date", "date_precision", "actor1", "actor2", "event_code",
                  "reliability", "credibility", "note")
-_CAMEO_COUNTRY = re.compile(r"^[A-Z]{3}$")
-_CAMEO_CODE = re.compile(r"^\d{2,4}$")
 
 
-def load_claims(path: Path, scenarios: set[str] | None = None) -> ClaimSet:
+def load_claims(path: Path, scenarios: set[str] | None = None, *,
+                root: Path | None = None) -> ClaimSet:
     """Read and validate a claims file.
 
     Parameters
@@ -180,6 +189,8 @@ def load_claims(path: Path, scenarios: set[str] | None = None) -> ClaimSet:
         The TOML file.
     scenarios
         Known scenario ids; a claim naming another scenario is an error. None skips the check.
+    root
+        The folder the source document must lie in (the priors folder); None: anywhere.
 
     Raises
     ------
@@ -187,18 +198,19 @@ def load_claims(path: Path, scenarios: set[str] | None = None) -> ClaimSet:
         Listing every problem in the file, each with its key path.
     """
     problems: list[str] = []
-    root = Table(read_toml(path, PriorSpecError), "", problems, ("source", "claims", "triggers"))
-    source = _read_source(root.table("source", _SOURCE_KEYS), path)
-    document = _read_document(source, path, problems) if source else None
+    top = Table(read_toml(path, PriorSpecError), "", problems, ("source", "claims", "triggers"))
+    source = _read_source(top.table("source", _SOURCE_KEYS), path, root)
+    document = _read_document(source, problems) if source else None
     default = source.reliability if source else "F"
-    claim_tables = root.tables("claims", _CLAIM_KEYS)
-    trigger_tables = root.tables("triggers", _TRIGGER_KEYS, required=False)
+    claim_tables = top.tables("claims", _CLAIM_KEYS)
+    trigger_tables = top.tables("triggers", _TRIGGER_KEYS, required=False)
     seen: set[str] = set()
     for t in claim_tables + trigger_tables:
         ident, quote = t.data.get("id"), t.data.get("quote")
         if isinstance(ident, str) and ident in seen:
-            t.problem("id", f"duplicate id '{ident}'")
-        seen.add(ident)  # type: ignore[arg-type]
+            t.problem("id", f"duplicate id {show_value(ident)}")
+        if isinstance(ident, str):
+            seen.add(ident)
         if document is not None and isinstance(quote, str) and quote not in document:
             t.problem("quote", f"not found verbatim in {source.document.name}")  # type: ignore[union-attr]
     claims = [_read_claim(t, path, default, scenarios) for t in claim_tables]
@@ -208,25 +220,33 @@ def load_claims(path: Path, scenarios: set[str] | None = None) -> ClaimSet:
     return ClaimSet(path, source, tuple(c for c in claims if c), tuple(t for t in triggers if t))
 
 
-def _read_source(table: Table | None, path: Path) -> Source | None:
+def _read_source(table: Table | None, path: Path, root: Path | None) -> Source | None:
     if table is None:
         return None
     title, author, document = table.text("title"), table.text("author"), table.text("document")
     published, reliability = table.date("published"), _reliability(table)
     rationale = table.text("rationale")
-    if (title is None or author is None or document is None or published is None
+    resolved = None
+    if document is not None:
+        resolved = inside(root or Path("/"), path.parent / document)
+        if resolved is None:
+            where = f"a file inside {root}" if root else "a file path"
+            table.problem("document", f"expected {where}, got {show_value(document)}")
+    if (title is None or author is None or resolved is None or published is None
             or reliability is None or rationale is None):
         return None
-    return Source(title, author, (path.parent / document).resolve(), published, reliability,
-                  rationale)
+    return Source(title, author, resolved, published, reliability, rationale)
 
 
-def _read_document(source: Source, path: Path, problems: list[str]) -> str | None:
+def _read_document(source: Source, problems: list[str]) -> str | None:
     try:
         return source.document.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"source.document: cannot read {source.document} ({exc})")
-        return None
+    except OSError as exc:
+        problems.append(f"source.document: cannot read {source.document} "
+                        f"({exc.strerror or exc})")
+    except UnicodeDecodeError:
+        problems.append(f"source.document: {source.document} is not UTF-8 text")
+    return None
 
 
 def _reliability(table: Table, default: str | None = None) -> Reliability | None:
@@ -234,7 +254,8 @@ def _reliability(table: Table, default: str | None = None) -> Reliability | None
     if value is None:
         return default  # type: ignore[return-value]
     if value not in RELIABILITY:
-        table.problem("reliability", f"expected a letter A–F (Admiralty code), got {value!r}")
+        table.problem("reliability",
+                      f"expected a letter A–F (Admiralty code), got {show_value(value)}")
         return None
     return value  # type: ignore[return-value]
 
@@ -243,7 +264,8 @@ def _rating(table: Table, default: Reliability) -> Rating | None:
     reliability = _reliability(table, default)
     credibility = table.get("credibility", int, what="an integer 1–6 (Admiralty code)")
     if credibility is not None and credibility not in CREDIBILITY:
-        table.problem("credibility", f"expected an integer 1–6 (Admiralty code), got {credibility}")
+        table.problem("credibility",
+                      f"expected an integer 1–6 (Admiralty code), got {show_value(credibility)}")
         return None
     if reliability is None or credibility is None:
         return None
@@ -254,7 +276,8 @@ def _read_claim(t: Table, path: Path, default: Reliability,
                 scenarios: set[str] | None) -> Claim | None:
     ident, quote, scenario = t.text("id"), t.text("quote"), t.text("scenario")
     if scenario is not None and scenarios is not None and scenario not in scenarios:
-        t.problem("scenario", f"unknown scenario '{scenario}'" + did_you_mean(scenario, scenarios))
+        t.problem("scenario",
+                  f"unknown scenario {show_value(scenario)}" + did_you_mean(scenario, scenarios))
         scenario = None
     horizon = None
     if (text := t.text("horizon")) is not None:
@@ -278,14 +301,14 @@ def _read_probability(t: Table) -> tuple[Term | None, tuple[float, float] | None
     if given == ["term"]:
         term = t.text("term")
         if term is not None and term not in TERM_RANGES:
-            t.problem("term", f"unknown term {term!r}; expected one of ICD 203's "
+            t.problem("term", f"unknown term {show_value(term)}; expected one of ICD 203's "
                       + ", ".join(f"'{k}'" for k in TERM_RANGES) + did_you_mean(term, TERM_RANGES))
             return None, None, None
         return term, None, None  # type: ignore[return-value]
     if given == ["probability"]:
         p = t.number("probability")
         if p is not None and not 0 < p < 1:
-            t.problem("probability", f"expected a probability strictly between 0 and 1, got {p}")
+            t.problem("probability", f"expected a probability strictly between 0 and 1, got {p:g}")
             return None, None, None
         return None, None, p
     bounds = t.get("interval", list, what="[low, high]")
@@ -294,7 +317,8 @@ def _read_probability(t: Table) -> tuple[Term | None, tuple[float, float] | None
     if (len(bounds) != 2 or not all(isinstance(b, int | float) and not isinstance(b, bool)
                                     for b in bounds)
             or not 0 < bounds[0] < bounds[1] < 1):
-        t.problem("interval", f"expected [low, high] with 0 < low < high < 1, got {bounds!r}")
+        t.problem("interval",
+                  f"expected [low, high] with 0 < low < high < 1, got {show_value(bounds)}")
         return None, None, None
     return None, (float(bounds[0]), float(bounds[1])), None
 
@@ -303,18 +327,20 @@ def _read_trigger(t: Table, default: Reliability) -> Trigger | None:
     ident, quote, date = t.text("id"), t.text("quote"), t.date("date")
     precision = t.text("date_precision")
     if precision is not None and precision not in ("day", "month", "year"):
-        t.problem("date_precision", f"expected 'day', 'month' or 'year', got {precision!r}")
+        t.problem("date_precision",
+                  f"expected 'day', 'month' or 'year', got {show_value(precision)}")
         precision = None
     actors = []
     for key in ("actor1", "actor2"):
         actor = t.text(key)
-        if actor is not None and not _CAMEO_COUNTRY.match(actor):
-            t.problem(key, f"expected a CAMEO country code like 'RUS', got {actor!r}")
+        if actor is not None and not COUNTRY_CODE.fullmatch(actor):
+            t.problem(key, f"expected a CAMEO country code like 'RUS', got {show_value(actor)}")
             actor = None
         actors.append(actor)
     code = t.text("event_code")
-    if code is not None and not _CAMEO_CODE.match(code):
-        t.problem("event_code", f"expected a CAMEO event code of 2–4 digits, got {code!r}")
+    if code is not None and not EVENT_CODE.fullmatch(code):
+        t.problem("event_code", f"expected a CAMEO event code ({EVENT_CODE_RULE}), "
+                  f"got {show_value(code)}")
         code = None
     rating, note = _rating(t, default), t.text("note", required=False)
     if None in (ident, quote, date, precision, *actors, code, rating):

@@ -56,3 +56,16 @@ class SubmissionError(ForecastError):
 
 class QuestionError(ForecastError):
     """An unknown question, or a resolution or judgment that does not fit the question."""
+
+
+class StoreDamagedError(WorkspaceError):
+    """The event store file cannot be read whole (truncated, overwritten, or rows lost)."""
+
+
+class PosteriorError(WorkspaceError):
+    """A posterior file is missing or cannot be read."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of another library's error message, to quote in one of ours."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

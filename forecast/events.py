@@ -19,11 +19,12 @@ Rows are classified in this order; the counts always satisfy
 lines minus its header:
 
 1. *outside_region*: the raw line cannot concern the region: for GDELT, neither its 8th nor its
-   18th tab-separated field (Actor1CountryCode, Actor2CountryCode) is a region code; for native
-   CSV, it contains none of the codes; for ICEWS and ACLED, none of the region's country names.
-   This test runs on the raw line before it is split; it is what makes a GDELT import fast, and it
-   means that a malformed line that cannot concern the region is counted as outside the region,
-   not rejected. With ``region=None`` every line is validated.
+   18th tab-separated field (Actor1CountryCode, Actor2CountryCode) is a region code; for ICEWS
+   and ACLED, it contains none of the region's country names. This test runs on the raw line
+   before it is split; it is what makes a GDELT import fast, and it means that a malformed line
+   that cannot concern the region is counted as outside the region, not rejected. Native CSV
+   (hand-coded, so small, and where a typo such as "rus" or "RU" must not pass unseen) and any
+   import with ``region=None`` skip this test: every line is validated.
 2. *rejected*, with line and reason: empty line, wrong number of columns, bad quoting, a date that
    does not parse or lies outside 1979-01-01 .. today + 1 year, an actor code that is not three
    capital letters, an event code that is not a CAMEO code (2-4 digits, root 01-20), a number of
@@ -37,9 +38,11 @@ lines minus its header:
    content and its line, counts as a duplicate and changes nothing).
 
 A file that is not of the declared format (most sampled lines with the wrong number of columns, a
-missing header, binary data, an empty file, or undetectable with ``fmt="auto"``) raises
-:class:`~forecast.errors.EventFormatError` with one line ``<file>: expected ..., found ...`` and
-imports nothing. A file with a few broken rows is imported with those rows rejected.
+missing header, binary data, UTF-16 or mostly non-UTF-8 text, a line longer than DuckDB reads, an
+empty file, a header and no rows, rows that are all rejected, or undetectable with
+``fmt="auto"``) raises :class:`~forecast.errors.EventFormatError` with one line
+``<file>: expected ..., found ...`` and imports nothing. A file with a few broken rows is imported
+with those rows rejected.
 
 Text that DuckDB cannot split reliably (carriage returns, bytes that are not UTF-8, the unit
 separator used as a non-delimiter) is first copied to a normalised temporary file: CRLF becomes
@@ -66,6 +69,7 @@ import codecs
 import csv
 import gzip
 import hashlib
+import re
 import tempfile
 import zipfile
 import zlib
@@ -82,6 +86,7 @@ import duckdb
 
 from forecast import store
 from forecast.errors import EventFormatError
+from forecast.schema import COUNTRY_CODE, EVENT_CODE_PATTERN
 
 DEFAULT_REGION: tuple[str, ...] = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
 
@@ -205,7 +210,6 @@ _SAMPLE_LINES = 100
 _NO_DELIMITER = "\x1f"  # DuckDB must see one column per line; files with this byte are normalised
 _FIRST_DATE = date(1979, 1, 1)
 _CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'  # one field after a comma; the line gets a leading comma
-_CAMEO_CODE = "(0[1-9]|1[0-9]|20)[0-9]{0,2}"
 
 
 @dataclass(frozen=True)
@@ -432,7 +436,15 @@ def _open_bytes(path: Path, kind: str) -> Iterator[IO[bytes]]:
                         f"{path}: expected a zip archive of one event file, "
                         f"found {len(members)} files"
                     )
-                with archive.open(members[0]) as member:
+                try:
+                    member = archive.open(members[0])
+                except (NotImplementedError, RuntimeError) as exc:  # encrypted, or a new method
+                    raise EventFormatError(
+                        f"{path}: expected a zip archive of one event file, found "
+                        f"{members[0].filename!r}, encrypted or compressed by an unsupported "
+                        "method"
+                    ) from exc
+                with member:
                     yield member
         else:
             with gzip.open(path, "rb") if kind == "gzip" else path.open("rb") as f:
@@ -504,9 +516,21 @@ class _Layout:
 
 def _layout(path: Path, head: bytes, fmt: str) -> _Layout:
     """Detect (``fmt="auto"``) or check the format from the first bytes; raise if it is wrong."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found UTF-16 text "
+                               "(a byte-order mark); save the file as UTF-8")
     text = head.decode("utf-8", "replace")
-    if "\x00" in text or text.count("\ufffd") > len(text) // 100:
-        raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found binary data")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise EventFormatError(
+            f"{path}: expected {_EXPECTED[fmt]}, found binary data (a NUL byte on line {line})"
+        )
+    if text.count("\ufffd") > len(text) // 100:
+        line = text[: text.index("\ufffd")].count("\n") + 1
+        raise EventFormatError(
+            f"{path}: expected {_EXPECTED[fmt]}, found bytes that are not UTF-8 text "
+            f"(from line {line})"
+        )
     lines = _normalise(text).split("\n")  # the lines DuckDB will see
     if len(lines) > 1 and (len(head) == _HEAD_BYTES or lines[-1] == ""):
         lines.pop()  # a partial last line, or the empty string after the final line feed
@@ -645,7 +669,7 @@ def _dates(fmt: str) -> str:
 
 def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
     """SQL true for every raw line that can concern the region (a superset; see the module doc)."""
-    if not region:
+    if not region or layout.fmt == "native":
         return "TRUE"
     codes = f"(?:{'|'.join(region)})"
     if layout.fmt in ("gdelt1", "gdelt2"):
@@ -653,8 +677,6 @@ def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
         # the regex stop there instead of reading the whole line.
         field = "[^\t]*\t"
         return f"regexp_matches(text, '^(?:{field}){{7}}{codes}\t|^(?:{field}){{17}}{codes}\t')"
-    if layout.fmt == "native":
-        return f"regexp_matches(text, '{codes}')"
     names = {name: code for name, code in COUNTRY_CODES.items() if code in region}
     return f"regexp_matches(text, {_sql_str(_names_regex(names))})" if names else "FALSE"
 
@@ -722,11 +744,11 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
                 WHEN date IS NULL THEN 'bad date ' || {_quoted_sql("d")}
                 WHEN date NOT BETWEEN DATE '{_FIRST_DATE}' AND DATE '{last_date}'
                     THEN 'date ' || date || ' outside {_FIRST_DATE}..{last_date}'
-                WHEN NOT coalesce(regexp_full_match(a1, '[A-Z]{{3}}'), TRUE)
+                WHEN NOT coalesce(regexp_full_match(a1, '{COUNTRY_CODE.pattern}'), TRUE)
                     THEN 'bad actor1 code ' || {_quoted_sql("a1")}
-                WHEN NOT coalesce(regexp_full_match(a2, '[A-Z]{{3}}'), TRUE)
+                WHEN NOT coalesce(regexp_full_match(a2, '{COUNTRY_CODE.pattern}'), TRUE)
                     THEN 'bad actor2 code ' || {_quoted_sql("a2")}
-                WHEN NOT coalesce(regexp_full_match(code, '{_CAMEO_CODE}'), FALSE)
+                WHEN NOT coalesce(regexp_full_match(code, '{EVENT_CODE_PATTERN}'), FALSE)
                     THEN 'bad event code ' || {_quoted_sql("code")}
                 WHEN num_sources IS NULL THEN 'bad number of sources ' || {_quoted_sql("ns")}
                 WHEN gold <> '' AND NOT coalesce(goldstein BETWEEN -10 AND 10, FALSE)
@@ -774,9 +796,19 @@ def _stage(
     try:
         con.execute(_staging_sql(text, False, layout, region))
     except (duckdb.InvalidInputException, duckdb.IOException) as exc:
-        found = str(exc).strip().splitlines()[0]
-        raise EventFormatError(f"{path}: expected lines of text, found {found}") from exc
+        raise EventFormatError(f"{path}: expected lines of text, found {_unreadable(exc)}") from exc
     return scan
+
+
+def _unreadable(exc: duckdb.Error) -> str:
+    """What DuckDB could not read, on one line (its message runs over many)."""
+    message = str(exc)
+    size = re.search(r"Maximum line size of (\d+) bytes exceeded", message)
+    line = re.search(r"CSV Error on Line: (\d+)", message)
+    if size:
+        where = f" on line {line[1]}" if line else ""
+        return f"a line longer than {int(size[1]):,} bytes{where}"
+    return message.strip().splitlines()[0]
 
 
 def _merge(
@@ -793,11 +825,18 @@ def _merge(
         "FROM _staged"
     ).fetchone() or (0, 0, 0)
     rejections = [
-        Rejection(int(line), reason)
+        Rejection(int(line), _printable(reason))
         for line, reason in con.execute(
             "SELECT line, reason FROM _staged WHERE reason IS NOT NULL ORDER BY line"
         ).fetchall()
     ]
+    if layout.header and read == 0:
+        raise EventFormatError(f"{path}: expected rows under the header, found only the header")
+    if rejected and rejected == read:  # nothing in the file is usable: refuse it whole
+        first = rejections[0]
+        more = f", and {rejected - 1} more" if rejected > 1 else ""
+        raise EventFormatError(f"{path}: expected at least one valid row, found only rejected "
+                               f"rows (line {first.line}: {first.reason}{more})")
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _candidates AS
             SELECT *, '{layout.fmt}' AS source_format, {_sql_str(str(path))} AS file
@@ -832,7 +871,7 @@ def _merge(
 def _region(region: Sequence[str] | None) -> tuple[str, ...]:
     codes = tuple(region or ())
     for code in codes:
-        if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+        if not COUNTRY_CODE.fullmatch(code):
             raise ValueError(f"region code {code!r}: expected a CAMEO country code such as 'RUS'")
     return codes
 
@@ -869,6 +908,11 @@ def _names_regex(names: dict[str, str]) -> str:
 def _quoted_sql(expr: str) -> str:
     """SQL quoting a value for a rejection reason, cut to 40 characters."""
     return f"'''' || left(coalesce({expr}, ''), 40) || ''''"
+
+
+def _printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped, so it stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _quote(line: str) -> str:

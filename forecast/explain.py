@@ -75,8 +75,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
             con, run_id=run["run_id"])} for run in (before, after))
     if question is not None and question not in rows_after:
         raise ForecastError(f"unknown question '{question}'; known: {', '.join(rows_after)}")
-    trees = [xr.open_datatree(ws.root / r["posterior_file"], engine="h5netcdf")
-             for r in (before, after)]
+    trees = [history.open_posterior(ws, r) for r in (before, after)]
     if any("priors_files" not in t.attrs for t in trees):
         raise ForecastError("the posterior of an update has no copy of its priors (made by an "
                             "older version): run `forecast update` twice with this version")

@@ -5,9 +5,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+from forecast.errors import PosteriorError
+from forecast.store import transaction
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from forecast.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -83,18 +91,26 @@ SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment",
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_SCHEMA)
-    # stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
-    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR")
+    """Create the history tables that are missing (call outside a transaction)."""
+    with transaction(con):
+        con.execute(_SCHEMA)
+        # stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
+        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR")
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
                forecasts: list[dict[str, Any]]) -> None:
-    """Insert a run and its forecasts; call inside a transaction."""
+    """Insert a run and its forecasts; call inside a transaction.
+
+    A run already recorded (its posterior was lost, and the same inputs were fitted again, with
+    the same numbers) keeps its row and its place in the history; only its fingerprint is
+    updated."""
     con.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES "
-                f"({', '.join('?' * len(RUN_FIELDS))})", [run[f] for f in RUN_FIELDS])
+                f"({', '.join('?' * len(RUN_FIELDS))}) "
+                "ON CONFLICT (run_id) DO UPDATE SET inputs_hash = excluded.inputs_hash",
+                [run[f] for f in RUN_FIELDS])
     con.executemany(
-        "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [[run["run_id"], f["question"], f["scenario"], f["deadline"], f["probability"],
           f["interval"][0], f["interval"][1], f["status"]] for f in forecasts])
 
@@ -148,6 +164,32 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
         "run_id": r["run_id"], "seed": r["seed"], "data_hash": r["data_hash"],
         "priors_hash": r["priors_hash"], "code_version": r["code_version"],
     }
+
+
+def open_posterior(ws: Workspace, run: dict[str, Any]) -> xr.DataTree:
+    """The posterior file of a recorded run, read whole.
+
+    Raises
+    ------
+    PosteriorError
+        The file is missing or cannot be read; the message gives the command that fits the run
+        again (`refit_command`).
+    """
+    from forecast.workspace import posterior_path, read_posterior
+
+    path = posterior_path(ws, run["posterior_file"])
+    if not path.is_file():
+        raise PosteriorError(f"{path}: the posterior of the update as of {run['as_of']} is "
+                             f"missing; {refit_command(run)} fits it again")
+    return read_posterior(path, f"then {refit_command(run)} fits it again")
+
+
+def refit_command(run: dict[str, Any]) -> str:
+    """The command that fits a recorded run again with the same settings: with the same data,
+    the same run (its posterior is written again and its history rows are kept)."""
+    return ("`forecast update --as-of {as_of} --seed {seed} --draws {draws} --tune {tune} "
+            "--chains {chains}").format(**run) + (
+        "`" if run["converged"] else " --allow-unconverged`")
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict[str, Any]]:

@@ -14,12 +14,14 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import PercentFormatter
 
+from forecast.workspace import atomic_file
+
 DPI = 110
 
 
 def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     plt.close(fig)
 
 

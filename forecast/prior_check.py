@@ -21,7 +21,7 @@ from forecast.model import ModelConfig, build_model, claim_probability
 from forecast.priors import Priors
 from forecast.series import make_series
 from forecast.update import claim_terms
-from forecast.workspace import atomic_file
+from forecast.workspace import atomic_file, read_posterior
 
 PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 
@@ -36,7 +36,7 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
     cache = cache_dir / (f"claims-only-{priors.digest()[:16]}-{code_version()}-"
                          f"{sampler.draws}-{sampler.tune}-{sampler.chains}-{sampler.seed}.nc")
     if cache.is_file():
-        return xr.open_datatree(cache, engine="h5netcdf").load()
+        return read_posterior(cache, "then it is sampled again when needed")
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
     series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
@@ -119,5 +119,5 @@ def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)

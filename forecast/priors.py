@@ -168,9 +168,11 @@ class Priors:
 
 
 def load_priors(directory: Path) -> Priors:
-    """Load `directory/scenarios/*.toml` and `directory/claims/*.toml`, cross-checked."""
+    """Load `directory/scenarios/*.toml` and `directory/claims/*.toml`, cross-checked; each
+    claims file's source document must lie inside `directory`."""
     scenarios = load_scenarios(directory / "scenarios")
     files = sorted((directory / "claims").glob("*.toml"))
     if not files:
         raise PriorSpecError(directory / "claims", ["no claims files (*.toml)"])
-    return Priors(directory, scenarios, tuple(load_claims(f, set(scenarios)) for f in files))
+    return Priors(directory, scenarios,
+                  tuple(load_claims(f, set(scenarios), root=directory) for f in files))

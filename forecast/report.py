@@ -113,7 +113,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         scores = score_workspace(con, priors, today=run["as_of"])
     finally:
         con.close()
-    tree = xr.open_datatree(ws.root / run["posterior_file"], engine="h5netcdf")
+    tree = history.open_posterior(ws, run)
     posterior = tree["posterior"].to_dataset()
     series = tree["constant_data"].to_dataset()
     out.mkdir(parents=True, exist_ok=True)

@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forecast.errors import ScenarioSpecError
-from forecast.schema import Table, did_you_mean, read_toml
+from forecast.schema import (
+    COUNTRY_CODE,
+    EVENT_CODE,
+    EVENT_CODE_RULE,
+    Table,
+    did_you_mean,
+    read_toml,
+    show_value,
+)
 
-_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-_COUNTRY = re.compile(r"^[A-Z]{3}$")
-_CODE = re.compile(r"^\d{2,4}$")
+_ID = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,11 @@ def load_scenario(path: Path) -> Scenario:
     problems: list[str] = []
     t = Table(read_toml(path, ScenarioSpecError), "", problems, _SCENARIO_KEYS)
     ident, title, description = t.text("id"), t.text("title"), t.text("description")
-    if ident is not None and not _ID.match(ident):
-        t.problem("id", f"expected lower-case words joined by '-', got {ident!r}")
+    if ident is not None and not _ID.fullmatch(ident):
+        t.problem("id", f"expected lower-case words joined by '-', got {show_value(ident)}")
         ident = None
     if ident is not None and ident != path.stem:
-        t.problem("id", f"must match the file name '{path.stem}', got {ident!r}")
+        t.problem("id", f"must match the file name '{path.stem}', got {show_value(ident)}")
     resolution: EventFilter | None = None
     union: tuple[str, ...] = ()
     if t.has("union") == t.has("resolution"):
@@ -114,17 +120,18 @@ def load_scenario(path: Path) -> Scenario:
 
 def _read_filter(t: Table) -> EventFilter | None:
     lists: dict[str, list[str] | None] = {}
-    for key, pattern, expected in (("actor1", _COUNTRY, "CAMEO country codes like 'RUS'"),
-                                   ("actor2", _COUNTRY, "CAMEO country codes like 'RUS'"),
-                                   ("codes", _CODE, "CAMEO event codes of 2–4 digits")):
+    for key, pattern, expected in (
+            ("actor1", COUNTRY_CODE, "CAMEO country codes like 'RUS'"),
+            ("actor2", COUNTRY_CODE, "CAMEO country codes like 'RUS'"),
+            ("codes", EVENT_CODE, f"CAMEO event codes ({EVENT_CODE_RULE})")):
         values = t.strings(key)
-        if values is not None and (not values or not all(pattern.match(v) for v in values)):
-            t.problem(key, f"expected a non-empty list of {expected}, got {values!r}")
+        if values is not None and (not values or not all(pattern.fullmatch(v) for v in values)):
+            t.problem(key, f"expected a non-empty list of {expected}, got {show_value(values)}")
             values = None
         lists[key] = values
     min_sources = t.get("min_sources", int, what="an integer >= 1")
     if min_sources is not None and min_sources < 1:
-        t.problem("min_sources", f"expected an integer >= 1, got {min_sources}")
+        t.problem("min_sources", f"expected an integer >= 1, got {show_value(min_sources)}")
         min_sources = None
     actor1, actor2, codes = lists["actor1"], lists["actor2"], lists["codes"]
     if actor1 is None or actor2 is None or codes is None or min_sources is None:
@@ -148,15 +155,15 @@ def load_scenarios(directory: Path) -> dict[str, Scenario]:
     indicators: dict[str, Indicator] = {}
     questions: dict[str, Question] = {}
     for s in scenarios.values():
-        problems = [f"union: unknown scenario '{m}'" + did_you_mean(m, scenarios)
+        problems = [f"union: unknown scenario {show_value(m)}" + did_you_mean(m, scenarios)
                     for m in s.union if m not in scenarios or scenarios[m].union]
         for ind in s.indicators:
             if indicators.setdefault(ind.id, ind) != ind:
-                problems.append(f"indicators: '{ind.id}' is defined differently in "
+                problems.append(f"indicators: {show_value(ind.id)} is defined differently in "
                                 f"{scenarios[_owner(scenarios, ind.id)].file.name}")
         for q in s.questions:
             if q.id in questions:
-                problems.append(f"questions: id '{q.id}' is used twice")
+                problems.append(f"questions: id {show_value(q.id)} is used twice")
             questions[q.id] = q
         if problems:
             raise ScenarioSpecError(s.file, problems)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
+import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,18 +18,47 @@ from typing import Any
 
 from forecast.errors import SpecError
 
+#: A CAMEO country (or actor group) code, as every spec and importer checks it.
+COUNTRY_CODE = re.compile(r"[A-Z]{3}")
+#: A CAMEO event code: 2–4 digits whose two-digit root is 01–20 ("19", "042", "1663").
+EVENT_CODE_PATTERN = "(0[1-9]|1[0-9]|20)[0-9]{0,2}"
+EVENT_CODE = re.compile(EVENT_CODE_PATTERN)
+EVENT_CODE_RULE = "2–4 digits, root 01–20"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
 
 def read_toml(path: Path, error: type[SpecError]) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax errors into `error` naming the file."""
+    """Parse a TOML file, turning I/O and syntax errors into `error` naming the file.
+
+    A UTF-8 byte-order mark (as Windows editors write) is allowed.
+    """
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        text = path.read_bytes().decode("utf-8-sig")
+        return tomllib.loads(text)
     except OSError as exc:
-        raise error(path, [f"cannot read file ({exc.strerror})"]) from None
-    except UnicodeDecodeError:
-        raise error(path, ["not UTF-8 text"]) from None
+        raise error(path, [f"cannot read file ({exc.strerror or exc})"]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise error(path, [f"not UTF-8 text (byte {exc.object[exc.start]:#04x} on line {line})"]
+                    ) from None
     except tomllib.TOMLDecodeError as exc:
         raise error(path, [f"invalid TOML: {exc}"]) from None
+    except RecursionError:
+        raise error(path, ["invalid TOML: arrays or tables nested too deeply"]) from None
+    except ValueError:  # tomllib's int(): a decimal integer beyond Python's 4300-digit limit
+        raise error(path, ["invalid TOML: an integer too long to read"]) from None
+
+
+def inside(root: Path, path: Path) -> Path | None:
+    """`path` resolved (following symlinks) if it lies inside `root`, else None.
+
+    A path that cannot be resolved (a NUL byte, a symlink loop) is not inside.
+    """
+    try:
+        resolved = path.resolve()
+        return resolved if resolved.is_relative_to(root.resolve()) else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -53,6 +84,8 @@ class Table:
                 self.problem(key, "unknown key" + did_you_mean(key, self.allowed))
 
     def path(self, key: str) -> str:
+        if key and not _BARE_KEY.fullmatch(key):
+            key = json.dumps(key)  # a quoted key, on one line whatever it holds
         return f"{self.where}.{key}" if self.where and key else (self.where or key)
 
     def problem(self, key: str, message: str) -> None:
@@ -89,7 +122,11 @@ class Table:
 
     def number(self, key: str, *, required: bool = True) -> float | None:
         value = self.get(key, (int, float), required=required, what="a number")
-        return None if value is None else float(value)
+        try:
+            return None if value is None else float(value)
+        except OverflowError:  # an integer beyond any float
+            self.problem(key, f"expected a number, got {show_value(value)}")
+            return None
 
     def date(self, key: str, *, required: bool = True) -> dt.date | None:
         value = self.get(key, dt.date, required=required, what="a date (YYYY-MM-DD, unquoted)")
@@ -129,6 +166,9 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 
 def show_value(value: Any) -> str:
-    """A value for an error message, cut to 40 characters."""
-    text = repr(value)
+    """A value for an error message, on one line and cut to 40 characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print (Python's 4300-digit limit)
+        text = "<an integer too long to show>"
     return text if len(text) <= 40 else text[:37] + "..."

@@ -23,15 +23,29 @@ leaves the store as it was.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from forecast.errors import WorkspaceBusyError, WorkspaceError
+from forecast.errors import StoreDamagedError, WorkspaceBusyError, WorkspaceError, first_line
 
 SCHEMA_VERSION = 1
+
+#: Seconds a command waits for the store file while another process has it open in a
+#: conflicting mode: a writer holds it for the length of one import or one record, which on a
+#: busy machine takes seconds (the workspace lock's default wait is as long).
+STORE_WAIT = 30.0
+
+#: Where a damage message sends the user.
+RECOVERY = "run `forecast doctor --repair` to restore it from its backup (the damaged file is kept)"
+
+_LOCKED = "Could not set lock on file"
+_DAMAGE_SIGNS = ("not a valid DuckDB database file", "Could not read enough bytes",
+                 "Corrupt database file", "checksum")
 
 #: The columns of ``events`` in table order; importers produce them (plus ``line``) for each row.
 EVENT_COLUMNS = (
@@ -87,7 +101,8 @@ CREATE TABLE IF NOT EXISTS imports (
 """
 
 
-def open_store(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def open_store(path: Path, *, read_only: bool = False,
+               wait: float = STORE_WAIT) -> duckdb.DuckDBPyConnection:
     """Open the event store at `path`, creating its tables if they are missing.
 
     Parameters
@@ -96,6 +111,9 @@ def open_store(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnect
         The DuckDB file (``<workspace>/store.duckdb``); created unless `read_only`.
     read_only
         Open without write access; the file must exist and have a schema.
+    wait
+        Seconds to keep trying while another process has the file open in a conflicting mode
+        (DuckDB lets one process write to a file, or any number read it).
 
     Returns
     -------
@@ -105,18 +123,13 @@ def open_store(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnect
     Raises
     ------
     WorkspaceBusyError
-        Another process holds the file open for writing.
+        Another process still holds the file after `wait` seconds.
+    StoreDamagedError
+        The file is truncated or overwritten (see `forecast doctor`).
     WorkspaceError
         The file is missing (read-only), not a store, or from a newer version of the program.
     """
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            message = f"{path}: the event store is in use by another process"
-            raise WorkspaceBusyError(message) from exc
-        reason = str(exc).strip().splitlines()[0]
-        raise WorkspaceError(f"{path}: cannot open the event store ({reason})") from exc
+    con = _connect(path, read_only, wait)
     try:
         if not read_only:
             with transaction(con):
@@ -126,10 +139,107 @@ def open_store(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnect
                     [str(SCHEMA_VERSION)],
                 )
         _check_version(con, path)
+        _check_size(con, path)
+    except duckdb.Error as exc:
+        con.close()
+        error = damage(exc, path)
+        if error is None:
+            raise
+        raise error from exc
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    deadline, pause = time.monotonic() + wait, 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if _LOCKED not in str(exc):
+                reason = first_line(exc)
+                raise damage(exc, path) or WorkspaceError(
+                    f"{path}: cannot open the event store ({reason})") from exc
+            if time.monotonic() + pause > deadline:
+                holder = re.search(r"\(PID (\d+)\)", str(exc))
+                by = f" (process {holder[1]})" if holder else ""
+                raise WorkspaceBusyError(
+                    f"{path}: the event store is in use by another process{by} (waited "
+                    f"{wait:g} s); try again when it has finished") from exc
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
+
+
+def damage(exc: BaseException, path: Path) -> StoreDamagedError | None:
+    """`exc`, raised by DuckDB on the store at `path`, as a one-line `StoreDamagedError` if it
+    says the file is damaged (truncated, overwritten, a block failing its checksum); else None.
+    """
+    if not isinstance(exc, duckdb.Error) or not any(
+            sign in str(exc) for sign in _DAMAGE_SIGNS):
+        return None
+    return StoreDamagedError(f"{path}: the event store is damaged ({first_line(exc)}); "
+                             f"{RECOVERY}")
+
+
+def _check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A file shorter than the blocks in use was truncated. (Free blocks at the end may be cut
+    off by a checkpoint, so the test is conservative: used blocks can lie beyond a shorter cut.
+    While the journal of a killed writer waits to be replayed, the counts may include blocks
+    still in it: not checked then.)"""
+    if not path.is_file() or path.with_name(path.name + ".wal").exists():
+        return  # an in-memory store (":memory:"), or a journal to replay
+    block_size, used = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() "
+        "WHERE database_name = current_database()").fetchone() or (0, 0)
+    size = path.stat().st_size
+    if size < block_size * used:
+        raise StoreDamagedError(f"{path}: the event store is damaged (truncated: {size} bytes, "
+                                f"but {used} blocks of {block_size} in use); {RECOVERY}")
+
+
+def verify(path: Path) -> dict[str, int]:
+    """Read every table of the store at `path` whole (DuckDB checks every block's checksum).
+
+    Returns
+    -------
+    dict[str, int]
+        The number of rows of each table.
+
+    Raises
+    ------
+    StoreDamagedError
+        A table cannot be read whole, or the file is truncated or not a store.
+    """
+    con = open_store(path, read_only=True, wait=0)
+    try:
+        rows = {}
+        for table in tables(con):
+            try:
+                rows[table] = _count(con, f'SELECT count(hash(t)) FROM "{table}" t')
+            except duckdb.Error as exc:
+                raise StoreDamagedError(f"{path}: the event store is damaged (table {table}: "
+                                        f"{first_line(exc)}); {RECOVERY}") from exc
+        return rows
+    finally:
+        con.close()
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    """The number of rows of each table (from DuckDB's metadata: cheap, reads no data)."""
+    con = open_store(path, read_only=True, wait=0)
+    try:
+        return {t: _count(con, f'SELECT count(*) FROM "{t}"') for t in tables(con)}
+    finally:
+        con.close()
+
+
+def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables of the store's main database, by name."""
+    return [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND NOT temporary ORDER BY table_name").fetchall()]
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -61,8 +61,7 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     states = resolution.current(con)
     judged = judgment.latest(con)
     fitted = history.find_run(con, run["run_id"]) or {}
-    with xr.open_datatree(ws.root / fitted["posterior_file"], engine="h5netcdf") as tree:
-        series = tree["constant_data"].to_dataset().load()  # type: ignore[index]
+    series = history.open_posterior(ws, fitted)["constant_data"].to_dataset()
     specs = {q.id: q for q in questions(priors)}
     prior: dict[str, float] = {}
     for opened in {q.opened for q in specs.values()}:  # the claims alone, when questions opened

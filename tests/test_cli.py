@@ -12,7 +12,7 @@ from cli import main
 from tests.conftest import ROOT
 
 DESIGN_COMMANDS = {"init", "priors", "events", "update", "show", "history", "explain", "resolve",
-                   "report", "submit", "score", "backtest", "judge"}
+                   "report", "submit", "score", "backtest", "judge", "doctor"}
 
 
 def _run(runner, workspace, *args, env=None):

@@ -57,7 +57,7 @@ def test_a_valid_spec(tmp_path):
 
 @pytest.mark.parametrize(("old", "new", "problem"), [
     ('codes = ["19"]', 'codes = ["19x"]',
-     "resolution.codes: expected a non-empty list of CAMEO event codes of 2–4 digits, "
+     "resolution.codes: expected a non-empty list of CAMEO event codes (2–4 digits, root 01–20), "
      "got ['19x']"),
     ('actor1 = ["IRN"]', 'actor1 = ["Iran"]',
      "resolution.actor1: expected a non-empty list of CAMEO country codes like 'RUS', "

@@ -103,10 +103,12 @@ def test_a_store_held_by_another_process_is_busy(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        with pytest.raises(WorkspaceBusyError, match="in use by another process"):
-            open_store(path)
+        with pytest.raises(WorkspaceBusyError) as err:
+            open_store(path, wait=0.2)
     finally:
         holder.communicate("")
+    assert str(err.value) == (f"{path}: the event store is in use by another process (process "
+                              f"{holder.pid}) (waited 0.2 s); try again when it has finished")
 
 
 def test_transaction_rolls_back_on_error(con: duckdb.DuckDBPyConnection) -> None:

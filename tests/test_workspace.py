@@ -40,8 +40,9 @@ def test_a_missing_workspace_says_how_to_create_one(tmp_path):
     ("region", '["Russia"]', "workspace.region: expected CAMEO country codes like 'RUS', "
      "got ['Russia']"),
     ("version", "2", "workspace.version: expected 1 (the only version this toolkit reads), got 2"),
-    ("history_weeks", "4", "workspace.history_weeks: expected an integer >= 8, got 4"),
-    ("history_weeks", "52.5", "workspace.history_weeks: expected an integer >= 8, got 52.5"),
+    ("history_weeks", "4", "workspace.history_weeks: expected an integer from 8 to 5200, got 4"),
+    ("history_weeks", "52.5",
+     "workspace.history_weeks: expected an integer from 8 to 5200, got 52.5"),
 ])
 def test_config_errors_name_the_key(workspace, line, value, problem):
     path = workspace.root / CONFIG_FILE
