@@ -29,7 +29,7 @@ class SamplerConfig:
     tune: int = 1000
     chains: int = 2
     seed: int = 20250701
-    target_accept: float = 0.99
+    target_accept: float = 0.995
     adaptation: str = "diag"  # nutpie mass matrix: "diag" (default) or "low_rank"
 
 
@@ -75,16 +75,18 @@ def sample_compiled(compiled: Any, config: SamplerConfig, progress: Progress | N
     import nutpie
 
     def report(chains) -> None:
-        if progress is not None:
+        if progress is not None:  # for the type checker
             progress(sum(c.finished_draws for c in chains), sum(c.total_draws for c in chains),
                      sum(c.divergences for c in chains))
 
     if data is not None:
         compiled = compiled.with_data(**data)
+    # any progress callback, even one doing nothing, made sampling 35% slower (nutpie 0.16)
+    callback = {"progress_callback": report} if progress is not None else {}
     return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                          cores=config.chains, seed=config.seed, target_accept=config.target_accept,
-                         adaptation=config.adaptation, progress_bar=False,
-                         progress_callback=report, save_warmup=False)
+                         adaptation=config.adaptation, progress_bar=False, save_warmup=False,
+                         **callback)
 
 
 def sample(model: pm.Model, config: SamplerConfig, progress: Progress | None = None) -> xr.DataTree:

@@ -43,10 +43,11 @@ Departures from DESIGN.md, and why:
   sampler crawls along that ridge; in these it only sees the AR(1) prior's say on mean(x). The
   weakly informative priors now sit on the intercepts at the mean level rather than at x = 0.
   On the example world (156 weeks): min bulk ESS 168 -> 320 per 2 x 1000 draws.
-- **Sampler**: nutpie with a diagonal mass matrix and target_accept 0.99 (`forecast.fit`). The
+- **Sampler**: nutpie with a diagonal mass matrix and target_accept 0.995 (`forecast.fit`). The
   non-centred path makes rho hard to move at high rho (a small change of rho moves the whole
   path): at target_accept 0.95 a diagonal mass matrix gave 1 to 6 divergences per fit on the
-  example world, at 0.99 none (4 seeds), min bulk ESS 800-900 per 2 x 2000 draws in about 25 s.
+  example world; at 0.99 none in 7 fits as of 2026-11-22, but 1 as of 2026-05-31 with the
+  default seed, which 0.995 removed; min bulk ESS 600-900 per 2 x 2000 draws in 25-40 s.
   nutpie's low-rank adaptation needs half the leapfrog steps, but each cost 6x as much here
   (about 440 against 70 us), so it was 3x slower per effective sample.
 - **Likelihood terms that are constants of the data are left out** (log n! and log y!), and the
