@@ -1,3 +1,4 @@
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -62,3 +63,14 @@ def fitted_copy(fitted_example, tmp_path):
 def metaculus(monkeypatch):
     """`start(*replies)` starts a fake Metaculus (see `tests.fake_metaculus`)."""
     yield from start_servers(monkeypatch)
+
+
+def events_csv(path: Path, n: int) -> Path:
+    """`n` distinct hand-coded events of 2025 (before the example's questions opened, outside
+    the fitted weeks)."""
+    start = dt.date(2025, 1, 1)
+    lines = ["date,actor1,actor2,event_code,num_sources,source_url,note"]
+    lines += [f"{start + dt.timedelta(days=i % 300)},RUS,AZE,163,1,https://example.org/{i},"
+              for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path

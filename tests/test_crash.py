@@ -30,6 +30,7 @@ from cli import main
 from forecast import history
 from forecast.store import open_store, verify
 from forecast.workspace import open_workspace, read_posterior
+from tests.conftest import events_csv
 
 pytestmark = pytest.mark.slow
 
@@ -215,16 +216,6 @@ def changes(path: Path) -> Callable[[], bool]:
     return lambda: stat() not in (None, before)
 
 
-def many_events(path: Path, n: int) -> Path:
-    """`n` hand-coded events of 2025: before the questions opened, outside the fitted weeks."""
-    start = dt.date(2025, 1, 1)
-    lines = ["date,actor1,actor2,event_code,num_sources,source_url,note"]
-    lines += [f"{start + dt.timedelta(days=i % 300)},RUS,AZE,163,1,https://example.org/c{i},"
-              for i in range(n)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_commands_killed_at_any_moment_leave_every_record_whole(tmp_path):
     rng = random.Random(SEED)
     lab = Lab(tmp_path / "main")
@@ -249,7 +240,7 @@ def test_commands_killed_at_any_moment_leave_every_record_whole(tmp_path):
     shutil.copytree(lab.root, twin.root)
     twin.check()
     refit = lab.start(*UPDATE)
-    big = many_events(tmp_path / "many.csv", 30000)
+    big = events_csv(tmp_path / "many.csv", 30000)
 
     def importing(n: int) -> tuple[list, dict[str, set[int]]]:
         files = [FILES[n % len(FILES)]] + ([big] if n % 3 == 1 else [])
@@ -263,7 +254,7 @@ def test_commands_killed_at_any_moment_leave_every_record_whole(tmp_path):
     twin.chosen([  # an import staging its file, and committing it; a judgment's backup copied
         ("import", ["events", "import", big, FILES[0]],
          lambda: appears(twin.root, "forecast-import-*"), 0.05, importing(1)[1]),
-        ("import", ["events", "import", many_events(tmp_path / "more.csv", 30000)],
+        ("import", ["events", "import", events_csv(tmp_path / "more.csv", 30000)],
          lambda: changes(twin.root / "store.duckdb.wal"), 0.0, {"imports": {0, 1}}),
         ("judge", ["judge", JUDGED, "0.5"],
          lambda: appears(twin.root, ".store.backup.duckdb.*.tmp"), 0.0, {"judgments": {0, 1}}),

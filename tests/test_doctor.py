@@ -17,6 +17,7 @@ from forecast import history
 from forecast.doctor import doctor
 from forecast.store import open_store, transaction
 from forecast.workspace import atomic_file, init_workspace, open_workspace
+from tests.conftest import events_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE = ROOT / "tests" / "data" / "native-sample.csv"
@@ -39,16 +40,6 @@ def invoke(runner, root: Path, *args: str, code: int = 0):
     result = runner.invoke(main, ["--workspace", str(root), *map(str, args)])
     assert result.exit_code == code, (args, result.output)
     return result
-
-
-def events_csv(path: Path, n: int) -> Path:
-    """`n` distinct hand-coded events: enough rows for tables of their own blocks."""
-    start = dt.date(2025, 1, 1)
-    lines = ["date,actor1,actor2,event_code,num_sources,source_url,note"]
-    lines += [f"{start + dt.timedelta(days=i % 500)},RUS,AZE,163,1,https://example.org/{i},"
-              for i in range(n)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
