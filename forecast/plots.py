@@ -19,7 +19,8 @@ from forecast.workspace import atomic_file
 DPI = 110
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_png(fig: Any, path: Path) -> None:
+    """Lay out `fig`, write it to `path` as a PNG atomically, and close it."""
     fig.tight_layout()
     atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
     plt.close(fig)
@@ -57,7 +58,7 @@ def fan_chart(cumulative: xr.DataArray, title: str, questions: list[dict], path:
     _date_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def history_chart(rows: list[dict], title: str, path: Path) -> None:
@@ -80,7 +81,7 @@ def history_chart(rows: list[dict], title: str, path: Path) -> None:
     _date_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def prior_posterior_chart(rows: list[dict], path: Path) -> None:
@@ -105,7 +106,7 @@ def prior_posterior_chart(rows: list[dict], path: Path) -> None:
     ax.set_title("What the events did to each claim")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.07), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def indicator_chart(series: xr.Dataset, escalation: np.ndarray, path: Path) -> None:
@@ -133,4 +134,4 @@ def indicator_chart(series: xr.Dataset, escalation: np.ndarray, path: Path) -> N
     axes[-1].set_xlabel("week ending (red lines: weeks with an event meeting a scenario's rule)",
                         fontsize=8)
     _date_axis(axes[-1])
-    _save(fig, path)
+    save_png(fig, path)

@@ -94,10 +94,7 @@ def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
 
 def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None:
     """One row per claim: stated range (grey band), rated constraint (blue), model prior (black)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from forecast.plots import plt, save_png
 
     constraints = priors.constraints()
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(constraints) + 1.4))
@@ -118,6 +115,4 @@ def plot_prior_check(priors: Priors, predictive: list[dict], path: Path) -> None
     ax.set_title("Claims and the model's prior (given the claims alone)")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

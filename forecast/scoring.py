@@ -14,8 +14,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from forecast.workspace import atomic_file
-
 Rule = Literal["brier", "log", "baseline"]
 Score = float | NDArray[np.float64]
 
@@ -297,7 +295,7 @@ def plot_reliability(table: Sequence[Mapping[str, Any]], path: Path, *, title: s
     # matplotlib (Agg backend, set by forecast.plots) only when drawing
     from matplotlib.ticker import MaxNLocator
 
-    from forecast.plots import DPI, plt
+    from forecast.plots import plt, save_png
 
     path = Path(path)
     filled = [row for row in table if row["n"]]
@@ -332,7 +330,6 @@ def plot_reliability(table: Sequence[Mapping[str, Any]], path: Path, *, title: s
         counts.set_ylabel("forecasts", fontsize=8)
         counts.yaxis.set_major_locator(MaxNLocator(integer=True))
         counts.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+        save_png(fig, path)
     finally:
         plt.close(fig)
