@@ -53,7 +53,7 @@ import duckdb
 
 from forecast import history
 from forecast.errors import PosteriorError, StoreDamagedError, WorkspaceError, first_line
-from forecast.store import open_store, row_counts, tables, transaction, verify
+from forecast.store import journal, open_store, row_counts, tables, transaction, verify
 from forecast.workspace import (
     Workspace,
     atomic_file,
@@ -143,7 +143,7 @@ def _store(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
             "moves it to broken/ and copies the tables that still read into a new store")
     if not repair:
         return [Finding(_rel(ws, store), "damaged", problem, f"--repair {plan}")]
-    moved = [aside.move(p) for p in (store, store.with_name(store.name + ".wal")) if p.exists()]
+    moved = [aside.move(p) for p in (store, journal(store)) if p.exists()]
     where = f"moved to {moved[0]}; " if moved else ""
     if usable:
         atomic_file(store, lambda tmp: shutil.copy2(backup, tmp))
@@ -236,7 +236,7 @@ def _backup(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
         return [Finding(name, state, problem,  # type: ignore[arg-type]
                         "--repair (or the next writing command) makes it anew")]
     moved = f"moved the old one to {aside.move(backup)}; " if state == "damaged" else ""
-    if store.with_name(store.name + ".wal").exists():
+    if journal(store).exists():
         open_store(store).close()  # replays a killed writer's journal into the store
     backup_store(ws)
     return [Finding(name, "repaired", problem, f"{moved}made it anew")]

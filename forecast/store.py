@@ -183,12 +183,18 @@ def damage(exc: BaseException, path: Path) -> StoreDamagedError | None:
                              f"{RECOVERY}")
 
 
+def journal(path: Path) -> Path:
+    """DuckDB's write-ahead log of the store at `path`: left by a killed writer until the next
+    writer opens the store and replays it."""
+    return path.with_name(path.name + ".wal")
+
+
 def _check_size(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """A file shorter than the blocks in use was truncated. (Free blocks at the end may be cut
     off by a checkpoint, so the test is conservative: used blocks can lie beyond a shorter cut.
     While the journal of a killed writer waits to be replayed, the counts may include blocks
     still in it: not checked then.)"""
-    if not path.is_file() or path.with_name(path.name + ".wal").exists():
+    if not path.is_file() or journal(path).exists():
         return  # an in-memory store (":memory:"), or a journal to replay
     block_size, used = con.execute(
         "SELECT block_size, used_blocks FROM pragma_database_size() "

@@ -386,10 +386,10 @@ def backup_store(ws: Workspace) -> bool:
     StoreDamagedError
         The store cannot be read whole, or has fewer rows than its backup.
     """
-    from forecast.store import RECOVERY, row_counts, verify
+    from forecast.store import RECOVERY, journal, row_counts, verify
 
     store, backup = ws.store_path, ws.backup_path
-    if not store.is_file() or store.with_name(store.name + ".wal").exists():
+    if not store.is_file() or journal(store).exists():
         return False
     if backup.is_file() and _stamp(backup) == _stamp(store):
         return False
