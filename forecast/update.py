@@ -27,7 +27,7 @@ import duckdb
 
 import forecast
 from forecast import history
-from forecast.fit import Progress, SamplerConfig
+from forecast.fit import SamplerConfig
 from forecast.store import open_store, transaction
 from forecast.workspace import Workspace, atomic_file
 
@@ -127,7 +127,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, 
 
 
 def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = SamplerConfig(),
-               allow_unconverged: bool = False, progress: Progress | None = None) -> UpdateResult:
+               allow_unconverged: bool = False) -> UpdateResult:
     """Fit, gate, save the posterior and record one history row per question.
 
     Raises
@@ -167,7 +167,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
         from forecast.model import ModelConfig, build_model
 
         model = build_model(series, claim_terms(priors), ModelConfig())
-        tree = sample(model, sampler, progress)
+        tree = sample(model, sampler)
         diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
         if not allow_unconverged:
             diagnostics.check()
