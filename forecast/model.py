@@ -5,7 +5,9 @@ precursor series. Notation follows DESIGN.md ("The model").
 
 Escalation (shared by every channel; one decision in Moscow drives them all)::
 
-    x_0 = e_0 / sqrt(1 - rho^2),   x_t = rho * x_{t-1} + e_t,   e_t ~ N(0, 1)   (non-centred)
+    x_0 ~ N(0, 1 / (1 - rho^2)),   x_t = rho * x_{t-1} + e_t,   e_t ~ N(0, 1)
+
+(sampled centred where there are data, non-centred before them: see `_escalation`)
 
 Indicators (negative binomial with the week's event volume E_t as exposure)::
 
@@ -35,21 +37,27 @@ Departures from DESIGN.md, and why:
   0, a funnel between rho and the innovations. Measured on one simulated world (150 weeks,
   6 scenarios, 8 indicators, the document's claims; nutpie, 2 x 1000 draws): unit stationary
   variance 9 divergences, min bulk ESS 233, 15 s; unit innovations 0 divergences, min bulk ESS
-  279, 11 s. (Centring x instead gave no divergences but min bulk ESS 54.)
-- **Intercepts are sampled at the window's mean escalation**: the model samples
-  ``indicator_level_k = mu_k + lambda_k * mean(x)`` and ``scenario_level_s = beta_s + gamma_s *
-  mean(x)`` (mu and beta are kept as deterministics). The likelihood cannot tell a higher x from
-  lower intercepts, (x + d, mu - lambda d, beta - gamma d), so in the original coordinates the
-  sampler crawls along that ridge; in these it only sees the AR(1) prior's say on mean(x). The
-  weakly informative priors now sit on the intercepts at the mean level rather than at x = 0.
-  On the example world (156 weeks): min bulk ESS 168 -> 320 per 2 x 1000 draws.
-- **Sampler**: nutpie with a diagonal mass matrix and target_accept 0.995 (`forecast.fit`). The
-  non-centred path makes rho hard to move at high rho (a small change of rho moves the whole
-  path): at target_accept 0.95 a diagonal mass matrix gave 1 to 6 divergences per fit on the
-  example world; at 0.99 none in 7 fits as of 2026-11-22, but 1 as of 2026-05-31 with the
-  default seed, which 0.995 removed; min bulk ESS 600-900 per 2 x 2000 draws in 25-40 s.
-  nutpie's low-rank adaptation needs half the leapfrog steps, but each cost 6x as much here
-  (about 440 against 70 us), so it was 3x slower per effective sample.
+  279, 11 s. (Centring x with the intercepts at x = 0 gave min bulk ESS 54; see below.)
+- **Intercepts are sampled at the mean escalation since the feed began**: the model samples
+  ``indicator_level_k = mu_k + lambda_k * m`` and ``scenario_level_s = beta_s + gamma_s * m``,
+  m the mean of x over the weeks from the first with data on (mu and beta are kept as
+  deterministics). The likelihood cannot tell a higher x from lower intercepts, (x + d,
+  mu - lambda d, beta - gamma d), so in the original coordinates the sampler crawls along that
+  ridge; in these it only sees the AR(1) prior's say on m. The weakly informative priors sit on
+  the intercepts at that level rather than at x = 0. (Until issue 7's second part, m was the
+  mean over the whole window; the two differ only when the window starts before the feed.)
+- **The path is centred where there are data** (`_escalation`). Written non-centred (x from
+  the innovations), a small change of rho moves the whole path, so the innovations must all
+  move with it: at target_accept 0.995 a draw took about 120 leapfrog steps, at 0.8 it diverged
+  at high rho, and rho had the smallest ESS. Centred, each week is pinned by its own data and
+  rho is a regression on the path. The weeks before the first with data have no likelihood and
+  stay non-centred (centred, a 31-week gap mixed slowly: min bulk ESS 141-206 per 2 x 2000
+  draws as of 2026-05-31). On the example world (156 weeks), same machine: about 15 steps per
+  draw at target_accept 0.9, 0 divergences in 8 fits as of 2026-11-22 and 2026-05-31, min bulk
+  ESS 610-720 per 2 x 3000 draws in 5-6.5 s of sampling (it was 750-900 per 2 x 2000 in 25-35 s).
+- **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.9, 2 x 3000 draws after 1000
+  tuning steps (`forecast.fit`). nutpie's low-rank adaptation needs about as many steps, but
+  its tuning cost about 40 ms per draw here, 40 s per fit.
 - **Likelihood terms that are constants of the data are left out** (log n! and log y!), and the
   negative binomial is written out (`negative_binomial_logp`): the log-posterior differs from
   PyMC's by a constant, which changes nothing in the sampling; no code uses its absolute value.
@@ -132,21 +140,20 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
     with pm.Model(coords=coords) as model:
         data = model_data(series)
         n = pm.Data("scenario_events", data["scenario_events"], dims=("scenario", "week"))
-        if config.escalation:
-            rho = pm.Beta("rho", *config.rho)
-            e = pm.Normal("innovation", 0.0, 1.0, dims="week")
-            x = pm.Deterministic("escalation", _ar1(rho, e, n_weeks), dims="week")
-        else:
-            x = pt.zeros(n_weeks)
-
         # a week without any event in the feed is a gap in the data, not a quiet week
         seen = pm.Data("seen", data["seen"], dims="week")
+        if config.escalation:
+            rho = pm.Beta("rho", *config.rho)
+            x, x_mean = _escalation(rho, seen, n_weeks)
+            x = pm.Deterministic("escalation", x, dims="week")
+        else:
+            x = pt.zeros(n_weeks)
         if indicators and config.escalation:
             y = pm.Data("indicator_events", data["indicator_events"], dims=("indicator", "week"))
             log_exposure = pm.Data("log_exposure", data["log_exposure"], dims="week")
             lam = pm.HalfNormal("lambda", config.lambda_sd, dims="indicator")
             level = pm.Normal("indicator_level", 0.0, config.mu_sd, dims="indicator")
-            mu = pm.Deterministic("mu", level - lam * x.mean(), dims="indicator")
+            mu = pm.Deterministic("mu", level - lam * x_mean, dims="indicator")
             phi = pm.HalfNormal("phi", config.phi_sd, dims="indicator")
             log_mean = log_exposure + mu[:, None] + lam[:, None] * x  # (indicator, week)
             pm.Potential("indicator_likelihood",
@@ -159,7 +166,7 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             beta = pm.Deterministic("beta", pt.log(rate0), dims="scenario")
         elif config.escalation:
             level = pm.Normal("scenario_level", config.beta_mu, config.beta_sd, dims="scenario")
-            beta = pm.Deterministic("beta", level - gamma * x.mean(), dims="scenario")
+            beta = pm.Deterministic("beta", level - gamma * x_mean, dims="scenario")
         else:
             beta = pm.Normal("beta", config.beta_mu, config.beta_sd, dims="scenario")
         if config.escalation:
@@ -222,6 +229,50 @@ def model_data(series: xr.Dataset) -> dict[str, np.ndarray]:
         data["indicator_events"] = series.indicator_events.values.astype("float64")
         data["log_exposure"] = log_exposure
     return data
+
+
+def _escalation(rho, seen, n_weeks: int):
+    """The AR(1) escalation path x (unit innovations, stationary start) and its mean level
+    since the feed began, parametrised for NUTS with a diagonal mass matrix.
+
+    From the first week with data on (the "body"), x is sampled centred: x = m + w, where w
+    (``escalation_deviation``, projected to sum to zero over the body) is pinned week by week
+    by the data, and m (the body's mean, ``escalation_level``) is scaled by its prior sd given
+    rho. The likelihood sees only w, since the intercepts are taken at m. The weeks before the
+    first with data have no likelihood; they are sampled non-centred, backwards from it
+    (``gap_innovation``; a stationary AR(1) reversed in time is the same AR(1)). With no data at
+    all, the whole path is that non-centred AR(1).
+
+    The density is the AR(1)'s, with the Jacobians: unit for the non-centred weeks, the
+    constant of the body's orthogonal projection, and m's scale. The placeholder N(0, 1)s on
+    ``escalation_level`` and on the projected part of ``escalation_deviation`` are taken back
+    out; the deviation's other directions (the body's sum, the weeks outside it) keep theirs and
+    never reach x.
+    """
+    count = pt.cumsum(seen)
+    any_data = count[-1] > 0
+    body = pt.gt(count, 0)
+    first = body * pt.eq(count, 1) * seen  # the first week with data
+    lead = (1 - body) * any_data  # the weeks before it
+    n_body = pt.maximum(body.sum(), 1)
+    z = pm.Normal("escalation_deviation", 0.0, 1.0, dims="week")
+    e = pm.Normal("gap_innovation", 0.0, 1.0, dims="week")
+    level = pm.Normal("escalation_level", 0.0, 1.0)
+    w = body * (z - (body * z).sum() / n_body)
+    # the sd of m given w under the AR(1) prior on the body
+    scale = 1 / pt.sqrt((1 - rho**2) + (n_body - 1) * (1 - rho) ** 2)
+    m = level * scale
+    x_first = (first * (m + w)).sum()
+    lag = (lead.sum() - pt.arange(n_weeks)) * lead  # weeks to the first with data
+    backwards = _ar1(rho, ((1 - body) * e)[::-1], n_weeks)[::-1]
+    x = body * (m + w) + lead * rho**lag * x_first + (1 - body) * backwards
+    innovation = pt.switch(first, x * pt.sqrt(1 - rho**2),
+                           x - rho * pt.concatenate([pt.zeros(1), x[:-1]]))
+    pm.Potential("escalation_prior",
+                 (body * -0.5 * innovation**2).sum() + 0.5 * (w**2).sum()
+                 + pt.switch(any_data, 0.5 * pt.log1p(-rho**2) + pt.log(scale)
+                             + 0.5 * level**2, 0.0))
+    return x, pt.switch(any_data, m, x.mean())
 
 
 def _ar1(rho, e, n_weeks: int):

@@ -34,7 +34,8 @@ class World:
 def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: int,
                     n_weeks: int, config: ModelConfig = ModelConfig()) -> dict[str, Any]:
     """One draw of every parameter from the model's priors, exactly as `forecast.model` states
-    them: the intercepts are drawn at the path's mean level, then shifted to x = 0."""
+    them: the intercepts are drawn at the path's mean level (the model's mean since the feed began:
+    every simulated week has data), then shifted to x = 0."""
     rho = rng.beta(*config.rho)
     innovation = rng.standard_normal(n_weeks)
     mean_x = escalation_path(rho, innovation).mean()

@@ -17,6 +17,7 @@ from forecast.model import (
     ClaimTerm,
     ModelConfig,
     _ar1,
+    _escalation,
     build_model,
     claim_probability,
     negative_binomial_logp,
@@ -50,6 +51,26 @@ def test_the_blocked_ar1_equals_the_recursion(weeks):
         np.testing.assert_allclose(f(value), escalation_path(value, e), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seen", [[1] * 7, [0, 0, 0, 1, 1, 0, 1], [0] * 7],
+                         ids=["every-week", "gaps", "no-data"])
+def test_the_escalation_path_has_the_ar1_prior(seen):
+    """Sampled on its own, the parametrised path is the AR(1): mean 0, covariance
+    rho^|i - j| / (1 - rho^2), whichever weeks have data (that only changes the coordinates)."""
+    import pymc as pm
+
+    rho, n = 0.7, len(seen)
+    with pm.Model(coords={"week": range(n)}) as model:
+        x, _ = _escalation(pt.constant(rho), pt.constant(np.array(seen, dtype="float64")), n)
+        pm.Deterministic("x", x, dims="week")
+    tree = sample(model, SamplerConfig(draws=5000, target_accept=0.9, seed=3))
+    draws = tree.posterior["x"].values.reshape(-1, n)
+    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+    expected = rho**lag / (1 - rho**2)
+    np.testing.assert_allclose(draws.mean(axis=0), 0.0, atol=0.1)
+    np.testing.assert_allclose(np.cov(draws.T), expected, atol=0.12)
+
+
 def test_the_negative_binomial_matches_scipy_up_to_a_constant_of_the_data():
     rng = np.random.default_rng(2)
     y = rng.poisson(4.0, size=(3, 7)).astype("float64")
@@ -73,9 +94,10 @@ def test_the_model_has_the_designs_parameters():
     claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0)]
     model = build_model(series, claims)
     assert {v.name for v in model.free_RVs} == {
-        "rho", "innovation", "indicator_level", "lambda", "phi", "gamma", "scenario_level",
-        "never"}
-    assert {"scenario_likelihood", "claims"} <= {p.name for p in model.potentials}
+        "rho", "escalation_deviation", "escalation_level", "gap_innovation", "indicator_level",
+        "lambda", "phi", "gamma", "scenario_level", "never"}
+    assert {"escalation_prior", "scenario_likelihood", "claims"} <= {
+        p.name for p in model.potentials}
     assert np.isfinite(model.compile_logp()(model.initial_point()))
 
 
