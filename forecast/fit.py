@@ -21,11 +21,11 @@ ESS_BULK_MIN = 400
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    draws: int = 3000
+    draws: int = 2000
     tune: int = 1000
     chains: int = 2
     seed: int = 20250701
-    target_accept: float = 0.9
+    target_accept: float = 0.95
     adaptation: str = "diag"  # nutpie mass matrix: "diag" (default) or "low_rank"
 
 

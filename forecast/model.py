@@ -52,10 +52,12 @@ Departures from DESIGN.md, and why:
   at high rho, and rho had the smallest ESS. Centred, each week is pinned by its own data and
   rho is a regression on the path. The weeks before the first with data have no likelihood and
   stay non-centred (centred, a 31-week gap mixed slowly: min bulk ESS 141-206 per 2 x 2000
-  draws as of 2026-05-31). On the example world (156 weeks), same machine: about 15 steps per
-  draw at target_accept 0.9, 0 divergences in 8 fits as of 2026-11-22 and 2026-05-31, min bulk
-  ESS 610-720 per 2 x 3000 draws in 5-6.5 s of sampling (it was 750-900 per 2 x 2000 in 25-35 s).
-- **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.9, 2 x 3000 draws after 1000
+  draws as of 2026-05-31). On the example world (156 weeks), same machine: at target_accept 0.9
+  about 15 steps per draw, min bulk ESS 610-720 per 2 x 3000 draws in 5-6.5 s of sampling, but
+  1 divergence in 9 fits (as of 2026-05-31, the default seed, at gamma 1.5 and rho 0.93); at 0.95
+  about 30 steps, 0 divergences, the same ESS per second. (Non-centred at 0.995: about 120
+  steps, min bulk ESS 750-900 per 2 x 2000 draws in 25-35 s.)
+- **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.95, 2 x 2000 draws after 1000
   tuning steps (`forecast.fit`). nutpie's low-rank adaptation needs about as many steps, but
   its tuning cost about 40 ms per draw here, 40 s per fit.
 - **Likelihood terms that are constants of the data are left out** (log n! and log y!), and the
