@@ -58,10 +58,11 @@ class Diagnostics:
 
 
 def compile_model(model: pm.Model) -> Any:
-    """The model compiled by nutpie (numba backend), reusable with new data of the same shapes."""
-    import nutpie
+    """The model compiled for nutpie (numba backend, callbacks cached on disk: see
+    `forecast.compiled`), reusable with new data of the same shapes."""
+    from forecast.compiled import compile_model
 
-    return nutpie.compile_pymc_model(model)
+    return compile_model(model)
 
 
 def sample_compiled(compiled: Any, config: SamplerConfig,
@@ -71,8 +72,10 @@ def sample_compiled(compiled: Any, config: SamplerConfig,
     sample 35% slower."""
     import nutpie
 
+    from forecast.compiled import with_data
+
     if data is not None:
-        compiled = compiled.with_data(**data)
+        compiled = with_data(compiled, data)
     return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                          cores=config.chains, seed=config.seed, target_accept=config.target_accept,
                          adaptation=config.adaptation, progress_bar=False, save_warmup=False)
