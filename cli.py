@@ -1,6 +1,6 @@
 """The `forecast` command line: a thin Click layer over the `forecast` library.
 
-Heavy libraries (PyMC, preliz, DuckDB) are imported inside the commands that need them, so that
+Heavy libraries (PyMC, DuckDB) are imported inside the commands that need them, so that
 `forecast --help` stays fast. Data go to stdout, progress and warnings to stderr. Library errors
 (`ForecastError`) become one `Error:` line and exit status 1; bad usage exits with status 2.
 """
