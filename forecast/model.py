@@ -254,7 +254,7 @@ def _escalation(rho, seen, n_weeks: int):
     count = pt.cumsum(seen)
     any_data = count[-1] > 0
     body = pt.gt(count, 0)
-    first = body * pt.eq(count, 1) * seen  # the first week with data
+    first = pt.eq(count, 1) * seen  # the first week with data
     lead = (1 - body) * any_data  # the weeks before it
     n_body = pt.maximum(body.sum(), 1)
     z = pm.Normal("escalation_deviation", 0.0, 1.0, dims="week")
