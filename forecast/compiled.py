@@ -22,7 +22,7 @@ import numpy as np
 CALLBACK_VERSION = 1  # part of the cache key: raise it when the callbacks' source changes
 
 LOGP_SOURCE = """
-def logp_callback(dim, x_, out_, logp_, user_data_):
+def callback(dim, x_, out_, logp_, user_data_):
     if dim != {n_dim}:
         return -1
     try:
@@ -43,7 +43,7 @@ def logp_callback(dim, x_, out_, logp_, user_data_):
 """
 
 EXPAND_SOURCE = """
-def expand_callback(dim, expanded, x_, out_, user_data_):
+def callback(dim, expanded, x_, out_, user_data_):
     if dim != {n_dim} or expanded != {n_expanded}:
         return -1
     try:
@@ -136,7 +136,7 @@ def _callback(source: str, signature: Any, function_pt: Any, data: dict[str, np.
     text = source.format(n_data=len(names), arrays=arrays, **sizes)
     digest = hashlib.sha256(f"{CALLBACK_VERSION}\n{key}\n{text}".encode()).hexdigest()
     py_function = compile_numba_function_src(
-        text, text.split("(")[0].split()[-1],
+        text, "callback",
         {"__name__": __name__, "numba": numba, "np": np, "function": function,
          "address_as_void_pointer": npc.address_as_void_pointer},
         cache_key=f"forecast-nutpie-callback-{digest}")
