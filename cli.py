@@ -135,10 +135,23 @@ def _constraint_json(c) -> dict[str, Any]:
         "horizon": claim.horizon.text, "horizon_weeks": claim.horizon.weeks,
         "stated": claim.wording, "stated_range": list(claim.stated),
         "rating": str(claim.rating), "weight": round(c.weight, 4),
+        "published": str(c.published), "pseudo_observations": round(c.pseudo_observations, 4),
         "constraint": {"alpha": round(c.alpha, 4), "beta": round(c.beta, 4),
                        "mean": round(c.mean, 4), "interval": [round(low, 4), round(high, 4)]},
         "note": claim.note,
     }
+
+
+def _document_json(d) -> dict[str, Any]:
+    return {"title": d.source.title, "published": str(d.source.published),
+            "reliability": d.source.reliability, "budget": round(d.budget, 4),
+            "rated": round(d.rated, 4), "used": round(d.used, 4)}
+
+
+def _document_line(d) -> str:
+    return (f"“{d.source.title}” ({d.source.published}, reliability {d.source.reliability}): "
+            f"its claims count as {d.used:.1f} observations (budget {d.budget:.1f}; "
+            f"{d.rated:.0f} before the budget)")
 
 
 def _constraint_lines(c) -> list[str]:
@@ -179,7 +192,7 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
         claims = [_constraint_json(c) for c in constraints]
         for claim, pred in zip(claims, predictive or [], strict=False):
             claim["model_prior"] = {k: pred[k] for k in ("mean", "interval", "consistent")}
-        emit_json({"claims": claims,
+        emit_json({"documents": [_document_json(d) for d in p.documents()], "claims": claims,
                    "model_diagnostics": predictive[0]["diagnostics"] if predictive else None,
                    "conflicts": [{"narrower": c.narrower.id, "wider": c.wider.id,
                                   "message": str(c)} for c in conflicts]})
@@ -194,6 +207,8 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
                            f"{flag}")
         click.echo(f"\n{len(constraints)} claims on {len({c.claim.scenario for c in constraints})}"
                    f" scenarios; {len(conflicts)} conflict(s).")
+        for d in p.documents():
+            click.echo(_document_line(d))
     for conflict in conflicts:
         click.echo(f"conflict: {conflict}", err=True)
     if conflicts:

@@ -1,7 +1,8 @@
 """The baseline of ``bench/run.py``: the scenario model written the straightforward way.
 
-The same statistical model as `forecast.model` (same priors, likelihood and claims; the default
-`ModelConfig`), in the plain PyMC idiom it had before the speed work of issue 7: an observed
+The scenario model as it stood before issue 14 (independent scenario priors, one "never"
+fraction per scenario, claims as time-invariant Beta terms; its priors are written out below), in
+the plain PyMC idiom it had before the speed work of issue 7: an observed
 ``pm.NegativeBinomial`` (with its normalising terms and parameter checks), the AR(1) as one dense
 T x T Toeplitz product, the Poisson term with log(n!), and the weeks with data picked by a
 boolean index. ``run.py`` samples it with ``pm.sample()`` defaults, rebuilt in every process.
@@ -11,17 +12,37 @@ Kept frozen so that the ratio measures the toolkit against a fixed reference.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from forecast.model import ClaimTerm, ModelConfig, claim_probability
+from forecast.model import ClaimTerm
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    rho: tuple[float, float] = (8.0, 2.0)
+    mu_sd: float = 3.0
+    lambda_sd: float = 1.0
+    phi_sd: float = 1.0
+    beta_mu: float = -4.0
+    beta_sd: float = 2.0
+    gamma_sd: float = 0.5
+    never: tuple[float, float] = (1.0, 1.0)
+
+
+def claim_probability(never, log_rate, weeks: float | None):
+    """P(at least one event within `weeks`) at the stationary level x = 0."""
+    if weeks is None:
+        return 1 - never
+    return (1 - never) * -pt.expm1(-weeks * pt.exp(log_rate))
 
 
 def build_baseline(series: xr.Dataset, claims: Sequence[ClaimTerm]) -> pm.Model:
-    config = ModelConfig()
+    config = BaselineConfig()
     scenarios = list(series.scenario.values)
     indicators = list(series.indicator.values)
     n_weeks = series.sizes["week"]

@@ -52,7 +52,7 @@ from pathlib import Path
 start = time.perf_counter()
 import pymc as pm
 from baseline_model import build_baseline
-from forecast.fit import diagnose
+from forecast.fit import diagnose, gated
 from forecast.priors import load_priors
 from forecast.update import claim_terms, read_inputs, store
 from forecast.workspace import open_workspace
@@ -65,7 +65,7 @@ model = build_baseline(series, claim_terms(priors))
 with model:
     tree = pm.sample(random_seed=int(sys.argv[3]), progressbar=False)
 seconds = time.perf_counter() - start
-d = diagnose(tree, [v.name for v in model.free_RVs])
+d = diagnose(tree, gated(model))
 print(json.dumps({"seconds": seconds, "ess_bulk_min": d.ess_bulk_min, "r_hat_max": d.r_hat_max,
                   "divergences": d.divergences}))
 """

@@ -60,7 +60,6 @@ def callback(dim, expanded, x_, out_, user_data_):
 
 def compile_model(model: Any) -> Any:
     """nutpie's compiled model of `model` (numba backend), with disk-cached callbacks."""
-    import numba
     import nutpie
     import nutpie.compile_pymc as npc
     from numba.types import CPointer, double, int64, uint64, voidptr
@@ -101,7 +100,9 @@ def with_data(compiled: Any, data: dict[str, Any]) -> Any:
         return compiled.with_data(**data)
     new = dict(compiled.shared_data)
     for name, value in data.items():
-        value = _frozen(value)
+        # in the dtype the model was compiled for (pm.Data stores int64 indices as int32): the
+        # callbacks read the raw buffer
+        value = _frozen(np.asarray(value).astype(new[name].dtype, casting="same_kind"))
         if value.shape != new[name].shape:
             raise ValueError(f"data {name!r} has shape {value.shape}; the model was compiled "
                              f"for {new[name].shape}")
@@ -142,7 +143,7 @@ def _callback(source: str, signature: Any, function_pt: Any, data: dict[str, np.
         cache_key=f"forecast-nutpie-callback-{digest}")
     try:
         return numba.cfunc(signature, cache=True)(py_function)
-    except Exception:  # noqa: BLE001 - an unreadable cache entry: compile afresh
+    except Exception:  # an unreadable cache entry: compile afresh
         return numba.cfunc(signature)(py_function)
 
 

@@ -23,12 +23,19 @@ import duckdb
 
 from forecast import history, resolution, scoring
 from forecast.errors import NotAvailableError
-from forecast.fit import Diagnostics, SamplerConfig, compile_model, diagnose, sample_compiled
+from forecast.fit import (
+    Diagnostics,
+    SamplerConfig,
+    compile_model,
+    diagnose,
+    gated,
+    sample_compiled,
+)
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors
-from forecast.series import weekly_series
+from forecast.series import weekly_series, window
 from forecast.update import claim_terms
 
 METHODS = ("model", "claims_only", "base_rate")
@@ -127,19 +134,19 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
     t0 = bp.steps[0]
     claims_only = claims_only_forecasts(priors, cache_dir, _asked(members, bp.horizons, t0), t0,
                                         seed=sampler.seed)
-    compiled = None
+    compiled, claims = None, claim_terms(priors)
     rows, unconverged = [], 0
     for k, t in enumerate(bp.steps):
         i = where[t]
-        window = full.isel(week=slice(i + 1 - bp.window, i + 1))
+        fitted = window(full, i, bp.window)
         if compiled is None:
-            model = build_model(window, claim_terms(priors), ModelConfig())
-            names = [v.name for v in model.free_RVs]
+            model = build_model(fitted, claims, ModelConfig())
+            names = gated(model)
             compiled = compile_model(model)
-        tree = sample_compiled(compiled, sampler, data=model_data(window))
+        tree = sample_compiled(compiled, sampler, data=model_data(fitted, claims))
         diagnostics = diagnose(tree, names)
         unconverged += not diagnostics.converged
-        result = forecast_questions(tree.posterior.to_dataset(), window,
+        result = forecast_questions(tree.posterior.to_dataset(), fitted,
                                     _asked(members, bp.horizons, t), t, {}, seed=sampler.seed)
         seen = full.volume.values[: i + 1] > 0
         for s in members:

@@ -71,14 +71,16 @@ def _plausible_parameters(rng: np.random.Generator, scenarios: list[str],
     """A world like the one the document describes, rather than a draw from the wide priors
     (which happily make 8,000 sanctions a week): persistent escalation, indicators a few times a
     week, each retaliation channel about once a quarter to once a year when on, and direct
-    military action far rarer."""
+    military action far rarer. Moscow retaliates (R = 1); each channel is on with probability
+    1 - Beta(2, 3)."""
     n = len(scenarios)
     beta = rng.normal(-4.5, 0.6, n)
     beta[[i for i, s in enumerate(scenarios) if s == "direct-military-action"]] = -7.5
     return {"rho": rng.beta(17, 3), "mu": rng.normal(1.0, 0.7, n_indicators),
             "lambda": rng.uniform(0.2, 0.6, n_indicators),
             "phi": rng.uniform(0.1, 0.5, n_indicators), "beta": beta,
-            "gamma": rng.uniform(0.1, 0.5, n), "never": rng.beta(2, 3, n)}
+            "gamma": rng.uniform(0.1, 0.5, n), "channel": 1 - rng.beta(2, 3, n),
+            "retaliation": 1.0}
 
 
 def load_example(ws: Workspace) -> list[dict]:

@@ -51,9 +51,10 @@ def _priors_of(tree: xr.DataTree, folder: Path) -> Priors:
 def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
                    resolved: dict[str, tuple[str, dt.date]], sampler: SamplerConfig,
                    compiled: Any = None) -> dict[str, float]:
+    claims = claim_terms(priors)
     if compiled is None:
-        compiled = compile_model(build_model(series, claim_terms(priors), ModelConfig()))
-    tree = sample_compiled(compiled, sampler, data=model_data(series))
+        compiled = compile_model(build_model(series, claims, ModelConfig()))
+    tree = sample_compiled(compiled, sampler, data=model_data(series, claims))
     result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors), as_of,
                                 resolved, seed=sampler.seed)
     return {str(q): float(p) for q, p in zip(result.question.values,

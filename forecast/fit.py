@@ -86,15 +86,33 @@ def sample(model: pm.Model, config: SamplerConfig) -> xr.DataTree:
     return sample_compiled(compile_model(model), config)
 
 
+def gated(model: pm.Model) -> list[str]:
+    """The variables the gate judges: every free variable except the placeholders that reach
+    the model through a deterministic (`forecast.model.UNJUDGED`), and that deterministic."""
+    from forecast.model import UNJUDGED
+
+    names = [v.name for v in model.free_RVs if v.name not in UNJUDGED]
+    return names + (["escalation"] if "escalation" in model.named_vars else [])
+
+
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:
-    """R-hat (rank-normalised) and bulk ESS of every element of `var_names`; divergences."""
+    """R-hat (rank-normalised) and bulk ESS of every element of `var_names`; divergences.
+    Elements that are NaN in every draw are not parameters (the escalation in a week with no
+    data, `forecast.model`) and are not judged; a NaN in some draws only counts as failing."""
     import arviz as az
+    import numpy as np
 
     posterior = tree.posterior.to_dataset()[var_names]
-    rhat = az.rhat(posterior)
-    ess = az.ess(posterior, method="bulk")
-    flat_rhat = [(n, math.inf if math.isnan(v) else v) for n, v in _flatten(rhat)]
-    flat_ess = [(n, 0.0 if math.isnan(v) else v) for n, v in _flatten(ess)]
+    draws = ("chain", "draw")
+    defined = [v > 0 for _, v in _flatten(posterior.notnull().any(draws).astype(float))]
+    complete = posterior.notnull().all(draws)
+    with np.errstate(invalid="ignore", divide="ignore"):  # the constant filled elements
+        rhat = az.rhat(posterior.fillna(0.0)).where(complete)
+        ess = az.ess(posterior.fillna(0.0), method="bulk").where(complete)
+    flat_rhat = [(n, math.inf if math.isnan(v) else v)
+                 for (n, v), keep in zip(_flatten(rhat), defined, strict=True) if keep]
+    flat_ess = [(n, 0.0 if math.isnan(v) else v)
+                for (n, v), keep in zip(_flatten(ess), defined, strict=True) if keep]
     divergences = int(tree.sample_stats.diverging.sum())
     worst_rhat = max(flat_rhat, key=lambda kv: kv[1])
     worst_ess = min(flat_ess, key=lambda kv: kv[1])

@@ -1,16 +1,24 @@
 """P(YES by deadline) for every question, from posterior draws, by simulating escalation forward.
 
-For a question on scenario s (or a union of scenarios) opened on day o with deadline D, at as-of A:
+For a question on scenario s (or a union U of scenarios) opened on day o with deadline D, at
+as-of A:
 
 - YES already if a qualifying event happened in [o, A], NO if D <= A without one, unless the
   question was resolved by hand (`forecast.resolution`): YES, NO, or annulled (then forecast as
   if open, and marked).
-- Otherwise, per posterior draw: the probability that the channel is on given the quiet so far,
-  ``p_on = 1`` if s ever had an event, else ``(1 - c) e^{-L} / (c + (1 - c) e^{-L})`` with L the
-  draw's cumulative rate over the observed weeks; x simulated forward from its last value; and
-  ``P = p_on * (1 - exp(-sum of rate over the part of (max(o, A), D] still to come))``. A union
-  is YES if any member is: ``1 - prod (1 - P_s)``, members being independent given the x path.
-  Week fractions count by days, so a deadline mid-week gets the matching part of that week.
+- Otherwise, per posterior draw (notation of `forecast.model`): whether Moscow retaliates and
+  whether each channel is on, given every stored event (the fitted weeks and the history before
+  them). A channel with an event is on, and then so is R. Otherwise, with H_s the draw's
+  cumulative rate over every seen week::
+
+      P(z_s = 1 | R = 1, quiet) = pi_s e^(-H_s) / (pi_s e^(-H_s) + 1 - pi_s)
+      P(R = 1 | quiet everywhere) = q prod_s (pi_s e^(-H_s) + 1 - pi_s) / (that + 1 - q)
+
+  x is simulated forward from its last seen week, and
+  ``P = P(R) * (1 - prod_(s in U) (1 - P(z_s | R) * (1 - exp(-F_s))))`` with F_s the rate summed
+  over the part of (max(o, A), D] still to come. Members are dependent through R and x, and
+  independent given them. Week fractions count by days, so a deadline mid-week gets the matching
+  part of that week.
 - Report the mean of P over draws and its 5% and 95% quantiles (a 90% credible interval).
 """
 
@@ -49,7 +57,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     ----------
     posterior
         Posterior draws of `forecast.model` (``beta`` and, when the model has them, ``rho``,
-        ``escalation``, ``gamma``, ``never``).
+        ``escalation``, ``gamma``, ``retaliation``, ``channel``).
     series
         The weekly series the posterior was fitted to.
     resolved
@@ -65,7 +73,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     """
     scenarios = list(series.scenario.values)
     last = max((q.deadline for q in questions), default=as_of)
-    p_on, rate = _forward(posterior, series, as_of, last, seed)
+    p_retaliation, p_on, rate = _forward(posterior, series, as_of, last, seed)
     n_samples = p_on.shape[0]
     starts = np.array([as_of + dt.timedelta(days=7 * h) for h in range(rate.shape[2])])
 
@@ -81,7 +89,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         members = [scenarios.index(m) for m in q.members]
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
         p_member = p_on[:, members] * -np.expm1(-hazard)
-        probs.append(1 - np.prod(1 - p_member, axis=1))
+        probs.append(p_retaliation * (1 - np.prod(1 - p_member, axis=1)))
         status.append(state or "open")
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])
@@ -101,43 +109,63 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
 
 
 def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: dt.date,
-             seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw: P(channel on | data) ``(sample, scenario)`` and the weekly rates of the weeks
-    from `as_of` to `until` ``(sample, scenario, week)`` along a simulated escalation path."""
+             seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw: P(R = 1 | data) ``(sample,)``, P(channel on | R = 1, data) ``(sample,
+    scenario)``, and the weekly rates of the weeks from `as_of` to `until` ``(sample, scenario,
+    week)`` along an escalation path simulated from the last seen week."""
     n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
     rng = np.random.default_rng(seed)
     beta = draws_of(posterior, "beta")  # (sample, scenario)
     n_samples = beta.shape[0]
     has_x = "escalation" in posterior
     gamma = draws_of(posterior, "gamma") if has_x else np.zeros_like(beta)
-    never = draws_of(posterior, "never") if "never" in posterior else np.zeros_like(beta)
-    if has_x:
-        x = draws_of(posterior, "escalation")  # (sample, week)
-        rho = draws_of(posterior, "rho")
-    else:
-        x, rho = np.zeros((n_samples, series.sizes["week"])), np.zeros(n_samples)
-
+    channel = draws_of(posterior, "channel") if "channel" in posterior else np.ones_like(beta)
+    q = (draws_of(posterior, "retaliation") if "retaliation" in posterior
+         else np.ones(n_samples))
     seen = series.volume.values > 0  # weeks with data; see `forecast.model`
-    past = (np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :]) * seen).sum(axis=2)
-    happened = series.scenario_events.sum("week").values > 0  # (scenario,)
-    quiet_on = (1 - never) * np.exp(-past)
-    p_on = np.where(happened, 1.0, quiet_on / np.maximum(never + quiet_on, 1e-300))
+    x = np.nan_to_num(draws_of(posterior, "escalation")) if has_x else np.zeros(
+        (n_samples, series.sizes["week"]))
+    rho = draws_of(posterior, "rho") if has_x else np.zeros(n_samples)
 
+    weeks_before = float(series.get("weeks_before", 0))
+    before = (series.scenario_events_before.values if "scenario_events_before" in series
+              else 0)
+    past = ((np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :]) * seen).sum(axis=2)
+            + weeks_before * np.exp(beta))  # (sample, scenario)
+    happened = (series.scenario_events.sum("week").values + before) > 0  # (scenario,)
+    quiet_on = channel * np.exp(-past)
+    quiet = quiet_on + 1 - channel  # P(no event of s | R = 1)
+    p_on = np.where(happened, 1.0, quiet_on / np.maximum(quiet, 1e-300))
+    if happened.any():
+        p_retaliation = np.ones(n_samples)
+    else:
+        retaliated = q * np.exp(np.log(np.maximum(quiet, 1e-300)).sum(axis=1))
+        p_retaliation = retaliated / np.maximum(retaliated + 1 - q, 1e-300)
+
+    # x from its last seen week (or the stationary distribution with none) to the as-of week
+    # and on; only the weeks after as-of are kept
+    seen_index = np.flatnonzero(seen)
+    if has_x and seen_index.size:
+        state, lag = x[:, seen_index[-1]], len(seen) - 1 - seen_index[-1]
+    else:
+        state = rng.standard_normal(n_samples) / np.sqrt(1 - rho**2) if has_x else rho * 0
+        lag = 0
     future_x = np.empty((n_samples, n_ahead))
-    state = x[:, -1]
-    for h in range(n_ahead):
+    for h in range(lag + n_ahead):
         state = rho * state + (rng.standard_normal(n_samples) if has_x else 0.0)
-        future_x[:, h] = state
+        if h >= lag:
+            future_x[:, h - lag] = state
     rate = np.exp(beta[:, :, None] + gamma[:, :, None] * future_x[:, None, :])
-    return p_on, rate
+    return p_retaliation, p_on, rate
 
 
 def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date,
                            until: dt.date, *, seed: int) -> xr.DataArray:
     """P(at least one event of each scenario between as_of and each later week's end), per draw:
     ``(scenario, week, sample)``, for fan charts."""
-    p_on, rate = _forward(posterior, series, as_of, until, seed)
-    cumulative = p_on[:, :, None] * -np.expm1(-np.cumsum(rate, axis=2))
+    p_retaliation, p_on, rate = _forward(posterior, series, as_of, until, seed)
+    cumulative = ((p_retaliation[:, None] * p_on)[:, :, None]
+                  * -np.expm1(-np.cumsum(rate, axis=2)))
     weeks = np.datetime64(as_of, "D") + 7 * np.arange(1, rate.shape[2] + 1)
     return xr.DataArray(cumulative.transpose(1, 2, 0), dims=("scenario", "week", "sample"),
                         coords={"scenario": series.scenario.values, "week": weeks})

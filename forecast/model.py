@@ -1,81 +1,100 @@
-"""The scenario model: one shared escalation level, indicator series, and scenario channels.
+"""The scenario model: one shared escalation level, indicator series, and scenario channels under
+one decision to retaliate.
 
 Weeks t = 0..T-1 end at the as-of date; scenarios s have resolution rules; indicators k are
-precursor series. Notation follows DESIGN.md ("The model").
+precursor series. A week is *seen* when the feed has any event in it; a week without one is a gap
+in the data, not a quiet week.
 
-Escalation (shared by every channel; one decision in Moscow drives them all)::
+Escalation (shared by every channel; one decision in Moscow drives them all), an AR(1) with unit
+innovations and a stationary start, defined on the seen weeks only::
 
-    x_0 ~ N(0, 1 / (1 - rho^2)),   x_t = rho * x_{t-1} + e_t,   e_t ~ N(0, 1)
+    x_0 ~ N(0, 1 / (1 - rho^2)),   x_t | x_(t-g) ~ N(rho^g x_(t-g), (1 - rho^(2g)) / (1 - rho^2))
 
-(sampled centred where there are data, non-centred before them: see `_escalation`)
+where g is the number of weeks since the previous seen week: the weeks between are integrated
+out in closed form, so a gap adds no parameter (see `_escalation`).
 
 Indicators (negative binomial with the week's event volume E_t as exposure)::
 
     y_kt ~ NegBin(mean = E_t / mean(E) * exp(mu_k + lambda_k * x_t), overdispersion phi_k)
 
-Scenario channels (recurrent events, "never" fraction c_s, z_s marginalised)::
+Retaliation and the scenario channels. R = 1 if Moscow retaliates at all, P(R = 1) = q
+(``retaliation``); given R = 1, channel s is used (z_s = 1) with probability pi_s (``channel``);
+given R = 0 no channel is. An event of channel s is a Poisson process with weekly rate
+``exp(beta_s + gamma_s x_t)``. With R and z marginalised, ``L_s`` the Poisson log-likelihood of s's
+counts and ``H_s`` its cumulative rate::
 
-    rate_st = exp(beta_s + gamma_s * x_t)
-    L_s = log(1 - c_s) + sum_t Poisson(n_st | rate_st)               if any n_st > 0
-    L_s = log(c_s + (1 - c_s) * exp(-sum_t rate_st))                  otherwise
+    P(data) = q * prod_s [pi_s exp(L_s) + (1 - pi_s) 1(no event of s)] + (1 - q) 1(no event)
 
-Claims (see `forecast.priors`): for claim j on scenario s at horizon h weeks, a term
-``log Beta(P_s(h) | a_j, b_j)`` with, at the stationary escalation level x = 0::
+So quiet weeks are evidence (they lower pi_s and q), an event is decisive for its channel (z_s = 1,
+R = 1) and raises every other channel through R. The marginal "never" fraction of s is
+``1 - q pi_s``; a union's channels are dependent through R and x, and forecasts of unions use
+that dependence (`forecast.forecasts`).
 
-    P_s(h) = (1 - c_s) * (1 - exp(-h * exp(beta_s))),   P_s(ever) = 1 - c_s
+Partial pooling (each scenario alone has a handful of events)::
 
-and for a union U, ``P_U(h) = 1 - prod_{s in U} (1 - P_s(h))``. (Taking the stationary *mean
-rate* exp(beta + gamma^2 / (2 (1 - rho^2))) instead made the claims depend on rho through a term
-that explodes as rho -> 1, and the sampler diverged there: 42 divergences on the example world.)
+    beta_s  = scenario_level_mean + scenario_level_sd * offset_s    (at x = m, see below)
+    log gamma_s = log_gamma_mean + 0.5 * offset_s
+    logit pi_s = channel_logit_mean + channel_logit_sd * offset_s
+
+all non-centred. The loadings' spread is fixed (0.5: a factor of about 2.7 either way at 2 sd)
+and only their mean learned: with a learned spread (HalfNormal(0.5)) the example's fit had 6-8
+divergences per fit at target_accept 0.95, none with it fixed (3 seeds each); the escalation
+effect of a scenario with a handful of events is too weakly identified to learn a spread from
+six of them. The priors are set for plausible weekly counts (`priors check` shows the prior
+predictive): a channel that is on fires between about once a week and once in 20 years (95%),
+an indicator counts about 0.02 to 50 events in an average week.
+
+History before the fitted window. The sampler fits the last `history_weeks` weeks; every stored
+event before them still counts. Each scenario's events before the window and the number of seen
+weeks before it enter as one Poisson term at the stationary level x = 0
+(``scenario_events_before`` and ``weeks_before`` in the series): an old event keeps a channel
+known to be on, and old quiet weeks keep counting as quiet.
+
+Claims (see `forecast.priors`): claim j of a document published on day d, on scenario s (or a
+union U) at horizon h weeks, is about the weeks (d, d + h]: ``log Beta(P_j | a_j, b_j)`` with
+
+    P_j = q (1 - prod_(s in U) (1 - pi_s (1 - exp(-H_sj)))),   P_j(ever) = q (1 - prod (1 - pi_s))
+
+and H_sj the cumulative rate of s over those weeks: along the fitted path x_t on the seen weeks
+the window covers, and at the stationary level x = 0 on the others (before the data, in gaps, in
+the future). So a claim constrains the hazard *of its own weeks*: when those weeks have data, the
+escalation path can carry what the claim says about them and the long-run rate is free to differ
+("not today" is about the weeks after publication, not every month). A document's claims together
+are worth a few observations, not years of weeks (the evidence budget, `forecast.priors`).
 
 Departures from DESIGN.md, and why:
 
 - **The innovations have sd 1** (sigma = 1) and x_0 starts from the stationary distribution.
   sigma is not identified apart from the loadings: (sigma, lambda, gamma) -> (a*sigma, lambda/a,
   gamma/a) leaves the likelihood unchanged, so one scale must be fixed. Fixing the *stationary*
-  variance instead (sigma = sqrt(1 - rho^2)) was worse: as rho -> 1 the innovations' scale goes to
-  0, a funnel between rho and the innovations. Measured on one simulated world (150 weeks,
-  6 scenarios, 8 indicators, the document's claims; nutpie, 2 x 1000 draws): unit stationary
-  variance 9 divergences, min bulk ESS 233, 15 s; unit innovations 0 divergences, min bulk ESS
-  279, 11 s. (Centring x with the intercepts at x = 0 gave min bulk ESS 54; see below.)
-- **Intercepts are sampled at the mean escalation since the feed began**: the model samples
-  ``indicator_level_k = mu_k + lambda_k * m`` and ``scenario_level_s = beta_s + gamma_s * m``,
-  m the mean of x over the weeks from the first with data on (mu and beta are kept as
-  deterministics). The likelihood cannot tell a higher x from lower intercepts, (x + d,
-  mu - lambda d, beta - gamma d), so in the original coordinates the sampler crawls along that
-  ridge; in these it only sees the AR(1) prior's say on m. The weakly informative priors sit on
-  the intercepts at that level rather than at x = 0. (Until issue 7's second part, m was the
-  mean over the whole window; the two differ only when the window starts before the feed.)
-- **The path is centred where there are data** (`_escalation`). Written non-centred (x from
-  the innovations), a small change of rho moves the whole path, so the innovations must all
-  move with it: at target_accept 0.995 a draw took about 120 leapfrog steps, at 0.8 it diverged
-  at high rho, and rho had the smallest ESS. Centred, each week is pinned by its own data and
-  rho is a regression on the path. The weeks before the first with data have no likelihood and
-  stay non-centred (centred, a 31-week gap mixed slowly: min bulk ESS 141-206 per 2 x 2000
-  draws as of 2026-05-31). On the example world (156 weeks), same machine: at target_accept 0.9
-  about 15 steps per draw, min bulk ESS 610-720 per 2 x 3000 draws in 5-6.5 s of sampling, but
-  1 divergence in 9 fits (as of 2026-05-31, the default seed, at gamma 1.5 and rho 0.93); at 0.95
-  about 30 steps, 0 divergences, the same ESS per second. (Non-centred at 0.995: about 120
-  steps, min bulk ESS 750-900 per 2 x 2000 draws in 25-35 s.)
+  variance instead (sigma = sqrt(1 - rho^2)) put a funnel between rho and the innovations as
+  rho -> 1.
+- **Intercepts are sampled at the mean escalation over the seen weeks**, m: the model samples
+  ``indicator_level_k = mu_k + lambda_k * m`` and ``scenario_level_s = beta_s + gamma_s * m``
+  (mu and beta are deterministics). The likelihood cannot tell a higher x from lower intercepts,
+  so in the original coordinates the sampler crawls along that ridge.
+- **The path is centred on the seen weeks, and gaps are integrated out** (`_escalation`).
+  Non-centred, a small change of rho moves the whole path (about 120 leapfrog steps per draw at
+  target_accept 0.995, divergences at high rho). Centred, each week is pinned by its own data.
+  A week with no data has no likelihood to pin it: sampled centred it mixed slowly (a workspace of
+  sparse real data failed the gate on the escalation in a week with no data: R-hat 1.03, bulk ESS
+  70), so it is no parameter at all; the AR(1) over a gap of g weeks is one Gaussian transition.
+  The ``escalation`` deterministic is NaN in unseen weeks, and the gate does not judge it there.
 - **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.95, 2 x 2000 draws after 1000
-  tuning steps (`forecast.fit`). nutpie's low-rank adaptation needs about as many steps, but
-  its tuning cost about 40 ms per draw here, 40 s per fit.
+  tuning steps (`forecast.fit`).
 - **Likelihood terms that are constants of the data are left out** (log n! and log y!), and the
   negative binomial is written out (`negative_binomial_logp`): the log-posterior differs from
-  PyMC's by a constant, which changes nothing in the sampling; no code uses its absolute value.
-- **Union claims** ("some retaliation") treat the member channels as independent at the
-  stationary level; the shared x makes them positively dependent, so this slightly overstates
-  P_U(h) for given members (the constraint then pulls members a little low). Documented, small
-  for the weak escalation links the data support.
-- **Exposure is normalised** by its mean so that mu_k is the log of the indicator's weekly count
-  in an average week: scale-free, and its prior need not know how big the feed is.
+  PyMC's by a constant, which changes nothing in the sampling.
+- **Exposure is normalised** by its mean over the seen weeks, so that mu_k is the log of the
+  indicator's weekly count in an average week: scale-free, and its prior need not know how big
+  the feed is.
 - **No GDELT false-positive rate yet**: rules require a minimum number of sources and the store
   deduplicates rows; a per-rule false-positive rate is a planned extension.
 """
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,16 +103,21 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+#: Free variables the diagnostics gate does not judge: placeholders that reach the model only
+#: through a deterministic the gate judges instead (``escalation``, on the seen weeks).
+UNJUDGED = frozenset({"escalation_deviation", "escalation_level"})
+
 
 @dataclass(frozen=True)
 class ClaimTerm:
-    """A claim as the model sees it: which scenarios' union, what horizon, which Beta."""
+    """A claim as the model sees it: which scenarios' union, which weeks, which Beta."""
 
     id: str
     members: tuple[str, ...]  # one scenario, or a union's members
     weeks: float | None  # None: ever
     alpha: float
     beta: float
+    start: dt.date | None = None  # the horizon counts from this day; None: after the data
 
 
 @dataclass(frozen=True)
@@ -101,104 +125,137 @@ class ModelConfig:
     """Hyper-parameters of the weakly informative priors (the claims add to these)."""
 
     rho: tuple[float, float] = (8.0, 2.0)  # Beta: persistent escalation, mean 0.8
-    mu_sd: float = 3.0  # Normal(0, .) on log weekly indicator count in an average week
+    mu_sd: float = 2.0  # Normal(0, .) on log weekly indicator count in an average week
     lambda_sd: float = 1.0  # HalfNormal: indicator loading on escalation
     phi_sd: float = 1.0  # HalfNormal: NegBin overdispersion 1/alpha (0 is Poisson)
-    beta_mu: float = -4.0  # Normal: log weekly rate of a scenario channel that is on
-    beta_sd: float = 2.0
-    gamma_sd: float = 0.5  # HalfNormal: scenario loading on escalation
-    never: tuple[float, float] = (1.0, 1.0)  # Beta: fraction c_s of worlds with channel off
-    escalation: bool = True  # False: gamma = 0 and no x (the closed-form special case)
-    never_fraction: bool = True  # False: c_s = 0 (every channel on)
-    beta_gamma_prior: tuple[float, float] | None = None  # Gamma(a, b) on exp(beta) instead
-
-
-def claim_probability(never, log_rate, weeks: float | None):
-    """P(at least one event within `weeks`) at the stationary level; works on numpy or pytensor."""
-    lib = pt if isinstance(log_rate, pt.TensorVariable) else np
-    if weeks is None:
-        return 1 - never
-    return (1 - never) * -lib.expm1(-weeks * lib.exp(log_rate))
+    level_mu: float = -4.5  # Normal(., level_mu_sd): mean log weekly rate of a channel that is on
+    level_mu_sd: float = 1.0
+    level_sd: float = 0.7  # HalfNormal: spread of the scenarios' log rates around their mean
+    log_gamma_mu: float = float(np.log(0.3))  # Normal(., 0.7): scenarios' loading, log scale
+    log_gamma_sd: float = 0.5  # fixed spread of the log loadings around their pooled mean
+    retaliation: tuple[float, float] = (1.0, 1.0)  # Beta: P(Moscow retaliates at all)
+    channel_mu_sd: float = 1.5  # Normal(0, .): mean logit P(channel on | retaliation)
+    channel_sd: float = 1.0  # HalfNormal: spread of those logits
+    escalation: bool = True  # False: gamma = 0 and no x (the closed-form special cases)
+    never_fraction: bool = True  # False: every channel on (q = pi = 1)
+    beta_gamma_prior: tuple[float, float] | None = None  # independent Gamma(a, b) on exp(beta)
 
 
 def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
                 config: ModelConfig = ModelConfig()) -> pm.Model:
-    """The PyMC model of `series` (see `forecast.series`) with the claims as constraints.
+    """The PyMC model of `series` (see `forecast.series`) with the claims as evidence.
 
     Parameters
     ----------
     series
-        ``scenario_events (scenario, week)``, ``indicator_events (indicator, week)`` and
-        ``volume (week)``; the indicator dimension may be empty.
+        ``scenario_events (scenario, week)``, ``indicator_events (indicator, week)``,
+        ``volume (week)`` and optionally ``scenario_events_before (scenario)`` and
+        ``weeks_before``; the indicator dimension may be empty.
     claims
-        Claim constraints; every member must be a scenario of `series`.
+        Claims; every member must be a scenario of `series`.
     config
         Prior hyper-parameters and the special-case switches.
     """
     scenarios = list(series.scenario.values)
     indicators = list(series.indicator.values) if "indicator" in series.dims else []
-    n_weeks = series.sizes["week"]
-    coords = {"scenario": scenarios, "indicator": indicators, "week": series.week.values}
+    n_scenarios, n_weeks = len(scenarios), series.sizes["week"]
+    coords = {"scenario": scenarios, "indicator": indicators, "week": series.week.values,
+              "claim": [c.id for c in claims]}
+    values = model_data(series, claims)
     with pm.Model(coords=coords) as model:
-        data = model_data(series)
-        n = pm.Data("scenario_events", data["scenario_events"], dims=("scenario", "week"))
-        # a week without any event in the feed is a gap in the data, not a quiet week
-        seen = pm.Data("seen", data["seen"], dims="week")
+        data = {name: pm.Data(name, value) for name, value in values.items()}
+        n, seen = data["scenario_events"], data["seen"]
         if config.escalation:
             rho = pm.Beta("rho", *config.rho)
-            x, x_mean = _escalation(rho, seen, n_weeks)
-            x = pm.Deterministic("escalation", x, dims="week")
+            x, x_mean = _escalation(rho, data)
+            pm.Deterministic("escalation", pt.switch(seen > 0, x, np.nan), dims="week")
         else:
-            x = pt.zeros(n_weeks)
+            x, x_mean = pt.zeros(n_weeks), 0.0
         if indicators and config.escalation:
-            y = pm.Data("indicator_events", data["indicator_events"], dims=("indicator", "week"))
-            log_exposure = pm.Data("log_exposure", data["log_exposure"], dims="week")
+            y = data["indicator_events"]
             lam = pm.HalfNormal("lambda", config.lambda_sd, dims="indicator")
             level = pm.Normal("indicator_level", 0.0, config.mu_sd, dims="indicator")
             mu = pm.Deterministic("mu", level - lam * x_mean, dims="indicator")
             phi = pm.HalfNormal("phi", config.phi_sd, dims="indicator")
-            log_mean = log_exposure + mu[:, None] + lam[:, None] * x  # (indicator, week)
+            log_mean = data["log_exposure"] + mu[:, None] + lam[:, None] * x  # (indicator, week)
             pm.Potential("indicator_likelihood",
                          negative_binomial_logp(y, log_mean, 1 / phi, seen))
 
-        if config.escalation:
-            gamma = pm.HalfNormal("gamma", config.gamma_sd, dims="scenario")
-        if config.beta_gamma_prior is not None:
-            rate0 = pm.Gamma("rate", *config.beta_gamma_prior, dims="scenario")
-            beta = pm.Deterministic("beta", pt.log(rate0), dims="scenario")
-        elif config.escalation:
-            level = pm.Normal("scenario_level", config.beta_mu, config.beta_sd, dims="scenario")
-            beta = pm.Deterministic("beta", level - gamma * x_mean, dims="scenario")
-        else:
-            beta = pm.Normal("beta", config.beta_mu, config.beta_sd, dims="scenario")
-        if config.escalation:
-            log_rate = beta[:, None] + gamma[:, None] * x  # (scenario, week)
-        else:
-            log_rate = pt.repeat(beta[:, None], n_weeks, axis=1)
+        beta, gamma = _scenario_rates(config, n_scenarios, x_mean)
+        log_rate = beta[:, None] + gamma[:, None] * x  # (scenario, week)
         if config.never_fraction:
-            never = pm.Beta("never", *config.never, dims="scenario")
+            q = pm.Beta("retaliation", *config.retaliation)
+            offset = pm.Normal("channel_offset", 0.0, 1.0, dims="scenario")
+            logit = (pm.Normal("channel_logit_mean", 0.0, config.channel_mu_sd)
+                     + pm.HalfNormal("channel_logit_sd", config.channel_sd) * offset)
+            channel = pm.Deterministic("channel", pm.math.sigmoid(logit), dims="scenario")
+            pm.Deterministic("never", 1 - q * channel, dims="scenario")
+            # log pi and log(1 - pi) from the logit: stable where the sigmoid rounds to 0 or 1
+            log_channel, log_no_channel = -pt.softplus(-logit), -pt.softplus(logit)
         else:
-            never = pt.zeros(len(scenarios))
+            q, channel = pt.constant(1.0), pt.ones(n_scenarios)
 
-        # the Poisson log-likelihood without log(n!), a constant of the data
-        poisson = ((n * log_rate - pt.exp(log_rate)) * seen).sum(axis=1)
-        happened = n.sum(axis=1) > 0
-        on = pt.log1p(-never) + poisson if config.never_fraction else poisson
-        off = pt.log(never) if config.never_fraction else pt.full(len(scenarios), -np.inf)
-        pm.Potential("scenario_likelihood",
-                     pt.switch(happened, on, pt.logaddexp(off, on)).sum())
+        # the Poisson log-likelihood without log(n!), a constant of the data; the weeks before
+        # the window at the stationary level
+        events_before, weeks_before = data["scenario_events_before"], data["weeks_before"]
+        poisson = (((n * log_rate - pt.exp(log_rate)) * seen).sum(axis=1)
+                   + events_before * beta - weeks_before * pt.exp(beta))
+        happened = (n.sum(axis=1) + events_before) > 0
+        if config.never_fraction:
+            used = log_channel + poisson
+            per_channel = pt.switch(happened, used, pt.logaddexp(used, log_no_channel))
+            retaliated = pt.log(q) + per_channel.sum()
+            pm.Potential("scenario_likelihood", pt.switch(
+                happened.any(), retaliated, pt.logaddexp(retaliated, pt.log1p(-q))))
+        else:
+            pm.Potential("scenario_likelihood", poisson.sum())
 
         if claims:
-            index = {s: i for i, s in enumerate(scenarios)}
-            logp = []
-            for c in claims:
-                members = [index[m] for m in c.members]
-                p_none = pt.prod(
-                    1 - claim_probability(never[members], beta[members], c.weeks))
-                p = pt.clip(1 - p_none, 1e-12, 1 - 1e-12)
-                logp.append((c.alpha - 1) * pt.log(p) + (c.beta - 1) * pt.log1p(-p))
-            pm.Potential("claims", pt.sum(pt.stack(logp)))
+            p = pt.clip(claim_probability(q, channel, pt.exp(log_rate), pt.exp(beta), data),
+                        1e-12, 1 - 1e-12)
+            alpha = np.array([c.alpha for c in claims])
+            beta_ = np.array([c.beta for c in claims])
+            logp = (alpha - 1) * pt.log(p) + (beta_ - 1) * pt.log1p(-p)
+            pm.Deterministic("claims_logp", logp.sum())
+            pm.Potential("claims", logp.sum())
     return model
+
+
+def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean):
+    """beta (log weekly rate at x = 0) and gamma (loading on escalation) of every scenario."""
+    if config.escalation:
+        offset = pm.Normal("gamma_offset", 0.0, 1.0, dims="scenario")
+        gamma = pm.Deterministic("gamma", pt.exp(
+            pm.Normal("log_gamma_mean", config.log_gamma_mu, 0.7)
+            + config.log_gamma_sd * offset), dims="scenario")
+    else:
+        gamma = pt.zeros(n_scenarios)
+    if config.beta_gamma_prior is not None:
+        rate = pm.Gamma("rate", *config.beta_gamma_prior, dims="scenario")
+        return pm.Deterministic("beta", pt.log(rate), dims="scenario"), gamma
+    offset = pm.Normal("scenario_level_offset", 0.0, 1.0, dims="scenario")
+    level = pm.Deterministic(
+        "scenario_level", pm.Normal("scenario_level_mean", config.level_mu, config.level_mu_sd)
+        + pm.HalfNormal("scenario_level_sd", config.level_sd) * offset, dims="scenario")
+    return pm.Deterministic("beta", level - gamma * x_mean, dims="scenario"), gamma
+
+
+def claim_probability(q, channel, rate, rate_at_zero, data):
+    """Each claim's probability (module docs), ``(..., claim)``; numpy or pytensor.
+
+    ``q (...)``, ``channel (..., scenario)``, ``rate (..., scenario, week)`` along the fitted
+    path and ``rate_at_zero (..., scenario)`` at x = 0, with any leading (sample) dimensions;
+    `data` holds ``claim_members``, ``claim_ever``, ``claim_overlap`` and ``claim_outside``
+    (`claim_windows`).
+    """
+    lib = pt if isinstance(rate, pt.TensorVariable) else np
+    hazard = (lib.swapaxes(rate @ data["claim_overlap"].T, -1, -2)
+              + data["claim_outside"][:, None] * rate_at_zero[..., None, :])  # (..., claim, s)
+    fires = lib.where(data["claim_ever"][:, None] > 0, 1.0, -lib.expm1(-hazard))
+    # at most 1 - 1e-12: a channel that is surely on and surely fires has a finite log
+    on = lib.minimum(channel[..., None, :] * fires, 1 - 1e-12)
+    none = (data["claim_members"] * lib.log1p(-on)).sum(axis=-1)
+    return q[..., None] * -lib.expm1(none)
 
 
 def negative_binomial_logp(y, log_mean, alpha, weight):
@@ -216,91 +273,98 @@ def negative_binomial_logp(y, log_mean, alpha, weight):
              - (y + a) * pt.log(a + pt.exp(log_mean))) * weight).sum()
 
 
-def model_data(series: xr.Dataset) -> dict[str, np.ndarray]:
-    """The `pm.Data` values `build_model` takes from `series`, for swapping in new data of the
-    same shapes (``nutpie`` ``with_data``) without rebuilding the model. Weeks with no event in
-    the feed (``seen`` 0) are left out of the likelihood; their exposure is a placeholder."""
+def model_data(series: xr.Dataset, claims: Sequence[ClaimTerm] = ()) -> dict[str, np.ndarray]:
+    """The `pm.Data` values `build_model` takes from `series` and the claims, for swapping in new
+    data of the same shapes (``nutpie`` ``with_data``) without rebuilding the model.
+
+    Weeks with no event in the feed (``seen`` 0) are left out of the likelihood; ``previous`` and
+    ``gap`` give each seen week the previous seen week and the weeks since it (1 where none).
+    """
     volume = series.volume.values.astype("float64")
     seen = volume > 0
     log_exposure = np.zeros_like(volume)
     if seen.any():
         log_exposure[seen] = np.log(volume[seen] / volume[seen].mean())
+    index = np.flatnonzero(seen)
+    first, gap = np.zeros_like(volume), np.ones_like(volume)
+    previous = np.zeros(len(volume), "int64")
+    if index.size:
+        first[index[0]] = 1.0
+        previous[index[1:]] = index[:-1]
+        gap[index[1:]] = np.diff(index)
+    n_scenarios = series.sizes["scenario"]
+    before = (series.scenario_events_before.values if "scenario_events_before" in series
+              else np.zeros(n_scenarios))
     data = {"scenario_events": series.scenario_events.values.astype("float64"),
-            "seen": seen.astype("float64")}
+            "seen": seen.astype("float64"), "first": first, "previous": previous, "gap": gap,
+            "scenario_events_before": np.asarray(before, dtype="float64"),
+            "weeks_before": np.asarray(float(series.get("weeks_before", 0)))}
     if series.sizes.get("indicator"):
         data["indicator_events"] = series.indicator_events.values.astype("float64")
         data["log_exposure"] = log_exposure
+    if claims:
+        data |= claim_windows(series, claims)
     return data
 
 
-def _escalation(rho, seen, n_weeks: int):
-    """The AR(1) escalation path x (unit innovations, stationary start) and its mean level
-    since the feed began, parametrised for NUTS with a diagonal mass matrix.
+def claim_windows(series: xr.Dataset, claims: Sequence[ClaimTerm]) -> dict[str, np.ndarray]:
+    """Where each claim's weeks fall: ``claim_overlap (claim, week)``, the part of each seen
+    week inside the claim's window; ``claim_outside (claim,)``, the window's weeks not covered by
+    seen weeks (taken at x = 0); ``claim_ever`` and ``claim_members (claim, scenario)``."""
+    scenarios = list(series.scenario.values)
+    ends = series.week.values.astype("datetime64[D]")
+    seen = series.volume.values > 0
+    overlap = np.zeros((len(claims), len(ends)))
+    outside = np.zeros(len(claims))
+    members = np.zeros((len(claims), len(scenarios)))
+    for j, c in enumerate(claims):
+        members[j, [scenarios.index(m) for m in c.members]] = 1.0
+        if c.weeks is None:
+            continue
+        if c.start is not None:
+            low = np.datetime64(c.start, "D")
+            high = low + np.timedelta64(round(c.weeks * 7), "D")
+            days = np.clip(np.minimum(ends, high) - np.maximum(ends - np.timedelta64(7, "D"), low),
+                           np.timedelta64(0, "D"), None)
+            overlap[j] = days.astype("float64") / 7 * seen
+        outside[j] = max(c.weeks - overlap[j].sum(), 0.0)
+    ever = np.array([c.weeks is None for c in claims], dtype="float64")
+    return {"claim_overlap": overlap, "claim_outside": outside, "claim_ever": ever,
+            "claim_members": members}
 
-    From the first week with data on (the "body"), x is sampled centred: x = m + w, where w
-    (``escalation_deviation``, projected to sum to zero over the body) is pinned week by week
-    by the data, and m (the body's mean, ``escalation_level``) is scaled by its prior sd given
-    rho. The likelihood sees only w, since the intercepts are taken at m. The weeks before the
-    first with data have no likelihood; they are sampled non-centred, backwards from it
-    (``gap_innovation``; a stationary AR(1) reversed in time is the same AR(1)). With no data at
-    all, the whole path is that non-centred AR(1).
 
-    The density is the AR(1)'s, with the Jacobians: unit for the non-centred weeks, the
-    constant of the body's orthogonal projection, and m's scale. The placeholder N(0, 1)s on
-    ``escalation_level`` and on the projected part of ``escalation_deviation`` are taken back
-    out; the deviation's other directions (the body's sum, the weeks outside it) keep theirs and
-    never reach x.
+def _escalation(rho, data):
+    """The AR(1) escalation path on the seen weeks (0 elsewhere) and its mean m over them,
+    parametrised for NUTS with a diagonal mass matrix.
+
+    x = m + w on the seen weeks: w (``escalation_deviation``, projected to sum to zero over
+    them) is pinned week by week by the data, and m (``escalation_level``) is scaled by its prior
+    sd given rho and the gaps. The likelihood sees only w, since the intercepts are taken at m.
+
+    The density is the AR(1)'s with the gaps integrated out, plus the Jacobian: the constant of
+    the orthogonal projection and m's scale. The placeholder N(0, 1)s on ``escalation_level``
+    and on the projected part of ``escalation_deviation`` are taken back out; the deviation's
+    other directions (the sum over seen weeks, the unseen weeks) keep theirs and never reach x.
+    With no seen week, x is 0 and m is 0.
     """
-    count = pt.cumsum(seen)
-    any_data = count[-1] > 0
-    body = pt.gt(count, 0)
-    first = pt.eq(count, 1) * seen  # the first week with data
-    lead = (1 - body) * any_data  # the weeks before it
-    n_body = pt.maximum(body.sum(), 1)
+    seen, first, gap = data["seen"], data["first"], data["gap"]
+    later = seen * (1 - first)
+    n_seen = seen.sum()
+    any_data = n_seen > 0
     z = pm.Normal("escalation_deviation", 0.0, 1.0, dims="week")
-    e = pm.Normal("gap_innovation", 0.0, 1.0, dims="week")
     level = pm.Normal("escalation_level", 0.0, 1.0)
-    w = body * (z - (body * z).sum() / n_body)
-    # the sd of m given w under the AR(1) prior on the body
-    scale = 1 / pt.sqrt((1 - rho**2) + (n_body - 1) * (1 - rho) ** 2)
+    w = seen * (z - (seen * z).sum() / pt.maximum(n_seen, 1))
+    decay = rho**gap
+    # the prior precision of the mean level: 1' Q 1 for the AR(1)'s precision Q on the seen weeks
+    scale = 1 / pt.sqrt((1 - rho**2) * (1 + (later * (1 - decay) / (1 + decay)).sum()))
     m = level * scale
-    x_first = (first * (m + w)).sum()
-    lag = (lead.sum() - pt.arange(n_weeks)) * lead  # weeks to the first with data
-    backwards = _ar1(rho, ((1 - body) * e)[::-1], n_weeks)[::-1]
-    x = body * (m + w) + lead * rho**lag * x_first + (1 - body) * backwards
-    innovation = pt.switch(first, x * pt.sqrt(1 - rho**2),
-                           x - rho * pt.concatenate([pt.zeros(1), x[:-1]]))
+    x = seen * (m + w)
+    variance = (1 - decay**2) / (1 - rho**2)  # of x_t given the previous seen week's
+    innovation = (first * x * pt.sqrt(1 - rho**2)
+                  + later * (x - decay * x[data["previous"]]) / pt.sqrt(variance))
     pm.Potential("escalation_prior",
-                 (body * -0.5 * innovation**2).sum() + 0.5 * (w**2).sum()
+                 -0.5 * (innovation**2).sum() - 0.5 * (later * pt.log(variance)).sum()
+                 + 0.5 * (w**2).sum()
                  + pt.switch(any_data, 0.5 * pt.log1p(-rho**2) + pt.log(scale)
                              + 0.5 * level**2, 0.0))
-    return x, pt.switch(any_data, m, x.mean())
-
-
-def _ar1(rho, e, n_weeks: int):
-    """x_t = rho * x_{t-1} + u_t with u = s * e, x_0 = e_0 / sqrt(1 - rho^2): the AR(1), in blocks.
-
-    The T weeks are cut into B blocks of W ~ sqrt(T) weeks. Within a block, the path from a zero
-    start is a small W x W Toeplitz product, L[t, j] = rho^(t - j); the value carried into block
-    b is an AR(1) over the blocks' ends with coefficient rho^W (a B x B Toeplitz product), and it
-    decays as rho^(t + 1) within the block. Exact; about 2 T^1.5 work instead of the dense T x T
-    product's T^2, with no scan: 80 -> 14 us per value and gradient at T = 156. (A doubling
-    prefix scan is as fast to run, but PyTensor took 50 s instead of 12 s to compile it inside
-    nutpie.)
-    """
-    # x_0 from the stationary distribution N(0, 1 / (1 - rho^2)); later innovations have sd 1
-    scale = pt.concatenate([1 / pt.sqrt(1 - rho**2)[None], pt.ones(n_weeks - 1)])
-    width = math.ceil(math.sqrt(n_weeks))
-    blocks = -(-n_weeks // width)
-    u = pt.concatenate([scale * e, pt.zeros(blocks * width - n_weeks)])
-    powers = rho ** np.arange(width + 1, dtype="float64")  # rho^0 .. rho^W
-    local = u.reshape((blocks, width)) @ _toeplitz(powers, width).T  # (block, week in block)
-    carried = _toeplitz(powers[width] ** np.arange(blocks, dtype="float64"), blocks,
-                        lag=1) @ local[:, -1]  # (block,): the path's value before each block
-    return (local + carried[:, None] * powers[1:]).reshape((-1,))[:n_weeks]
-
-
-def _toeplitz(powers, n: int, lag: int = 0):
-    """The n x n lower-triangular matrix M[t, j] = powers[t - j - lag] for t - j >= lag, else 0."""
-    gap = np.subtract.outer(np.arange(n), np.arange(n)) - lag
-    return powers[np.maximum(gap, 0)] * (gap >= 0)
+    return x, pt.switch(any_data, m, 0.0)

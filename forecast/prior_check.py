@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.fit import Diagnostics, SamplerConfig, diagnose, sample
+from forecast.fit import Diagnostics, SamplerConfig, diagnose, gated, sample
 from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
-from forecast.model import ModelConfig, build_model, claim_probability
+from forecast.model import ModelConfig, build_model, claim_probability, claim_windows
 from forecast.priors import Priors
 from forecast.series import make_series
 from forecast.update import claim_terms
@@ -42,7 +42,7 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
     model = build_model(series, claim_terms(priors), ModelConfig())
     tree = sample(model, sampler)
-    diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
+    diagnostics = diagnose(tree, gated(model))
     out = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset(),
                                  "constant_data": series})
     out.attrs = {k: int(v) if isinstance(v, bool) else v
@@ -59,7 +59,8 @@ def prior_predictive(priors: Priors, cache_dir: Path) -> list[dict]:
     a = tree.attrs
     diagnostics = Diagnostics(float(a["r_hat_max"]), float(a["ess_bulk_min"]),
                               int(a["divergences"]), str(a["worst"])).as_dict()
-    rows = claim_probabilities(priors, tree.posterior.to_dataset())
+    rows = claim_probabilities(priors, tree.posterior.to_dataset(),
+                               tree["constant_data"].to_dataset())
     return [{**r, "diagnostics": diagnostics} for r in rows]
 
 
@@ -74,20 +75,25 @@ def claims_only_forecasts(priors: Priors, cache_dir: Path, questions: list[Quest
                                               strict=True)}
 
 
-def claim_probabilities(priors: Priors, posterior: xr.Dataset) -> list[dict]:
-    """Per claim: mean and 90% interval over `posterior` draws of the probability the claim
-    speaks of (computed as the claim constraint computes it), and whether the stated range
-    overlaps that interval."""
-    scenarios = list(posterior.scenario.values)
-    beta, never = draws_of(posterior, "beta"), draws_of(posterior, "never")
+def claim_probabilities(priors: Priors, posterior: xr.Dataset,
+                        series: xr.Dataset) -> list[dict]:
+    """Per claim: mean and 90% interval over `posterior` draws (fitted to `series`) of the
+    probability the claim speaks of, computed as the model computes it (`forecast.model`), and
+    whether the stated range overlaps that interval."""
+    terms = claim_terms(priors)
+    beta = draws_of(posterior, "beta")  # (sample, scenario)
+    gamma = draws_of(posterior, "gamma") if "gamma" in posterior else np.zeros_like(beta)
+    x = (np.nan_to_num(draws_of(posterior, "escalation")) if "escalation" in posterior
+         else np.zeros((len(beta), series.sizes["week"])))
+    rate = np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :])
+    p = claim_probability(draws_of(posterior, "retaliation"), draws_of(posterior, "channel"),
+                          rate, np.exp(beta), claim_windows(series, terms))  # (sample, claim)
     rows = []
-    for term, constraint in zip(claim_terms(priors), priors.constraints(), strict=True):
-        idx = [scenarios.index(m) for m in term.members]
-        p = 1 - np.prod(1 - claim_probability(never[:, idx], beta[:, idx], term.weeks), axis=1)
-        low, high = np.quantile(p, [0.05, 0.95])
+    for j, (term, constraint) in enumerate(zip(terms, priors.constraints(), strict=True)):
+        low, high = np.quantile(p[:, j], [0.05, 0.95])
         stated = constraint.claim.stated
-        rows.append({"id": term.id, "mean": float(p.mean()), "interval": [float(low), float(high)],
-                     "stated_range": list(stated),
+        rows.append({"id": term.id, "mean": float(p[:, j].mean()),
+                     "interval": [float(low), float(high)], "stated_range": list(stated),
                      "consistent": bool(low <= stated[1] and high >= stated[0])})
     return rows
 

@@ -21,6 +21,22 @@ price is that the mean of a weakly rated claim moves from the range's mid-point 
 Both tables fall strictly from A to F and from 1 to 6. "Cannot be judged" (F, 6) is given the
 least weight of all: an unrated source earns no more trust than an unreliable one.
 
+The budget. A document is one forecaster, not a data set. A rated Beta(a, b) counts as
+``a + b - 2`` pseudo-observations of its claim's outcome (did the scenario happen within the
+horizon?), and one such outcome tells less about a scenario's rate than the event counts of the
+same weeks do: its Fisher information about the log rate is at most 0.65 of an event's. So we
+cap what one document's claims may carry together at
+
+    budget = EVIDENCE_BUDGET × RELIABILITY_WEIGHT[source reliability]
+
+pseudo-observations (5 for a completely reliable source, 3 for a fairly reliable one such as the
+op-ed): "about as much as a few events". Measured before the cap, one C3 claim ("hybrid
+retaliation very likely within 24 months") weighed as much as ~465 weeks of data and swamped the
+events. When the rated claims carry more than the budget, every claim's weight is scaled down by
+the same factor, so their relative weights (credibility) stay. Claims that quote the same
+sentence are one piece of evidence read several ways: together they carry what the strongest of
+them carries alone, each its share in proportion to its own weight.
+
 Coherence. P(event by h) cannot fall as h grows, and a scenario cannot be likelier than a union
 that contains it. So a claim about event E₁ within h₁ and one about E₂ ⊇ E₁ within h₂ ≥ h₁
 contradict each other when E₁'s stated lower bound exceeds E₂'s stated upper bound. Such pairs are
@@ -29,6 +45,8 @@ reported as conflicts; they are never averaged away.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import os
@@ -38,13 +56,15 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, stats
 
-from forecast.claims import TERM_RANGES, Claim, ClaimSet, Rating, load_claims
+from forecast.claims import TERM_RANGES, Claim, ClaimSet, Rating, Source, load_claims
 from forecast.errors import PriorSpecError
 from forecast.scenarios import Scenario, load_scenarios
 
 RELIABILITY_WEIGHT = {"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2, "F": 0.1}
 CREDIBILITY_WEIGHT = {1: 1.0, 2: 0.8, 3: 0.6, 4: 0.4, 5: 0.2, 6: 0.1}
 STATED_MASS = 0.9
+#: Pseudo-observations an A-rated document's claims may carry together (see the module docs).
+EVIDENCE_BUDGET = 5.0
 
 
 def rating_weight(rating: Rating) -> float:
@@ -80,16 +100,29 @@ def _point_beta(p: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A claim as a Beta density on P(scenario within horizon), tempered by its rating."""
+    """A claim as a Beta density on P(scenario within horizon after `published`), tempered by
+    its rating and by its share of its document's evidence budget."""
 
     claim: Claim
-    weight: float
+    rated: float  # the rating's weight
     base: tuple[float, float]  # the unrated (A1) Beta's a, b
+    published: dt.date | None = None  # the horizon counts from this day
+    share: float = 1.0  # of the rated weight, after the sentence and document budgets
 
     @classmethod
-    def from_claim(cls, claim: Claim) -> Constraint:
+    def from_claim(cls, claim: Claim, published: dt.date | None = None) -> Constraint:
         base = _point_beta(claim.point) if claim.point is not None else maxent_beta(*claim.stated)
-        return cls(claim, rating_weight(claim.rating), base)
+        return cls(claim, rating_weight(claim.rating), base, published)
+
+    @property
+    def weight(self) -> float:
+        """The power w by which the A1 Beta's density is tempered."""
+        return self.rated * self.share
+
+    @property
+    def pseudo_observations(self) -> float:
+        """What the constraint counts as: a + b - 2 observations of the claimed outcome."""
+        return self.weight * (sum(self.base) - 2)
 
     @property
     def alpha(self) -> float:
@@ -115,12 +148,46 @@ class Constraint:
     def describe(self) -> str:
         """The rating and the rated Beta in words, as reports and `priors check` print them."""
         low, high = self.interval()
-        return (f"rated {self.claim.rating} (weight {self.weight:.2f}) → Beta({self.alpha:.1f}, "
-                f"{self.beta:.1f}), mean {self.mean:.0%}, 90% in {low:.0%}–{high:.0%}")
+        return (f"rated {self.claim.rating} (weight {self.rated:.2f}, {self.share:.0%} of it "
+                f"within its document's budget) → Beta({self.alpha:.2f}, {self.beta:.2f}), "
+                f"{self.pseudo_observations:.2f} pseudo-observations, mean {self.mean:.0%}, "
+                f"90% in {low:.0%}–{high:.0%}")
 
     def logp(self, p: np.ndarray) -> np.ndarray:
         """Log density of the rated constraint at probabilities `p`."""
         return stats.beta(self.alpha, self.beta).logpdf(p)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One source's claims and what they weigh together (see the module docs)."""
+
+    source: Source
+    budget: float  # pseudo-observations the document may carry
+    rated: float  # what its rated claims would carry without the budget
+    constraints: tuple[Constraint, ...]
+
+    @classmethod
+    def of(cls, claim_set: ClaimSet) -> Document:
+        source = claim_set.source
+        rated = [Constraint.from_claim(c, source.published) for c in claim_set.claims]
+        by_quote: dict[str, list[Constraint]] = {}
+        for c in rated:
+            by_quote.setdefault(c.claim.quote, []).append(c)
+        sentence = {c.claim.id: max(o.pseudo_observations for o in group)
+                    / max(sum(o.pseudo_observations for o in group), 1e-12)
+                    for group in by_quote.values() for c in group}
+        total = sum(c.pseudo_observations * sentence[c.claim.id] for c in rated)
+        budget = EVIDENCE_BUDGET * RELIABILITY_WEIGHT[source.reliability]
+        scale = min(1.0, budget / total) if total > 0 else 1.0
+        return cls(source, budget, sum(c.pseudo_observations for c in rated),
+                   tuple(dataclasses.replace(c, share=sentence[c.claim.id] * scale)
+                         for c in rated))
+
+    @property
+    def used(self) -> float:
+        """Pseudo-observations the document's claims carry after the budget."""
+        return sum(c.pseudo_observations for c in self.constraints)
 
 
 @dataclass(frozen=True)
@@ -150,7 +217,12 @@ class Priors:
         return tuple(c for cs in self.claim_sets for c in cs.claims)
 
     def constraints(self) -> list[Constraint]:
-        return [Constraint.from_claim(c) for c in self.claims]
+        """Every claim's constraint, in file order, within its document's budget."""
+        return [c for d in self.documents() for c in d.constraints]
+
+    def documents(self) -> list[Document]:
+        """Each claims file's document with its budget and its claims' constraints."""
+        return [Document.of(cs) for cs in self.claim_sets]
 
     def conflicts(self) -> list[Conflict]:
         """Every ordered pair of claims that contradict each other (see module docs)."""

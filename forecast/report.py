@@ -134,7 +134,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
              "updated with coded events. Intervals are 90% credible intervals.")
     _headline(doc, rows, previous)
     _scenarios(doc, out, priors, rows, every, posterior, series, run)
-    _prior_vs_posterior(doc, out, priors, posterior, ws)
+    _prior_vs_posterior(doc, out, priors, posterior, series, ws)
     _indicators(doc, out, series, posterior)
     _changes(doc, rows, previous, _explanation(ws) if explain and previous else None)
     _scores(doc, out, scores)
@@ -202,18 +202,19 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
 
 
 def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
-                        ws: Workspace) -> None:
+                        series: xr.Dataset, ws: Workspace) -> None:
     doc.heading(2, "Prior against posterior")
     prior = {r["id"]: r for r in prior_predictive(priors, ws.posteriors_dir)}
-    post = {r["id"]: r for r in claim_probabilities(priors, posterior)}
+    post = {r["id"]: r for r in claim_probabilities(priors, posterior, series)}
     rows = [{"id": c.claim.id, "horizon": c.claim.horizon.phrase,
              "stated_range": list(c.claim.stated), "prior": prior[c.claim.id],
              "posterior": post[c.claim.id]} for c in priors.constraints()]
     path = out / "prior-posterior.png"
     plots.prior_posterior_chart(rows, path)
     doc.para("For each claim: the range it states, the probability the model implies given the "
-             "claims alone (prior), and given the claims and the events (posterior), at the "
-             "stationary escalation level.")
+             "claims alone (prior), and given the claims and the events (posterior), over the "
+             "weeks the claim speaks of (along the fitted escalation where those weeks have "
+             "data).")
     doc.image(path, "Prior against posterior for each claim")
 
 

@@ -4,6 +4,11 @@ A scenario is one way Russia may retaliate. Its resolution rule says which coded
 the scenario happening; its indicators are precursor events that move the shared escalation level;
 its questions ask whether it happens by a deadline. A composite scenario (`union = [...]`) happens
 when any of its members does, and has no rule of its own.
+
+Indicators and resolution rules must be disjoint: no event may match both an indicator of any
+scenario and the rule of any scenario. Such an event would enter two likelihoods (the indicator's
+counts and the scenario's channel), so one report would count twice, and the escalation level
+would rise on the very event that resolves the question. `load_scenarios` refuses any overlap.
 """
 
 from __future__ import annotations
@@ -36,6 +41,19 @@ class EventFilter:
     actor2: tuple[str, ...]
     codes: tuple[str, ...]
     min_sources: int
+
+    def overlap(self, other: EventFilter) -> list[tuple[str, str]]:
+        """The pairs (code of this filter, code of `other`) by which one event can match both.
+
+        Two filters share events when their `actor1` sets intersect, their `actor2` sets
+        intersect, and a code of one is a prefix of a code of the other (CAMEO codes match by
+        prefix: "138" and "1381" share every 1381 event). `min_sources` never keeps them apart:
+        an event reported by enough sources meets both.
+        """
+        if not (set(self.actor1) & set(other.actor1) and set(self.actor2) & set(other.actor2)):
+            return []
+        return [(mine, theirs) for mine in self.codes for theirs in other.codes
+                if mine.startswith(theirs) or theirs.startswith(mine)]
 
     def describe(self) -> str:
         return (f"{'|'.join(self.actor1)} → {'|'.join(self.actor2)}, CAMEO "
@@ -146,7 +164,9 @@ def load_scenarios(directory: Path) -> dict[str, Scenario]:
     ------
     ScenarioSpecError
         For the first malformed file, or for a union naming an unknown scenario, an indicator id
-        used with two different filters, or a question id used twice.
+        used with two different filters, or a question id used twice; then for every indicator
+        that can match an event some resolution rule matches (see `overlaps`), naming the
+        indicator's file, or the folder when the overlaps lie in several files.
     """
     files = sorted(directory.glob("*.toml"))
     if not files:
@@ -167,7 +187,42 @@ def load_scenarios(directory: Path) -> dict[str, Scenario]:
             questions[q.id] = q
         if problems:
             raise ScenarioSpecError(s.file, problems)
+    found = overlaps(scenarios)
+    where = {file for file, _ in found}
+    if len(where) == 1:
+        raise ScenarioSpecError(where.pop(), [problem for _, problem in found])
+    if found:
+        raise ScenarioSpecError(directory, [f"{file.name}: {problem}" for file, problem in found])
     return scenarios
+
+
+def overlaps(scenarios: dict[str, Scenario]) -> list[tuple[Path, str]]:
+    """Every pair (indicator code, resolution code), across all scenarios, that one event matches.
+
+    Returns
+    -------
+    list[tuple[Path, str]]
+        The indicator's file and the problem, e.g. ``indicators[0].codes: 'rus-aze-military-posture'
+        code 138 matches resolution code 1381 of 'caspian-corridor-sabotage' (RUS → AZE): an event
+        must count in one place only``; an indicator defined in several files is reported once.
+    """
+    found: list[tuple[Path, str]] = []
+    seen: set[str] = set()
+    rules = [(s.id, s.resolution) for s in scenarios.values() if s.resolution is not None]
+    for s in scenarios.values():
+        for i, ind in enumerate(s.indicators):
+            if ind.id in seen:
+                continue
+            seen.add(ind.id)
+            for rule_id, rule in rules:
+                for code, rule_code in ind.filter.overlap(rule):
+                    actors = (f"{'|'.join(a for a in ind.filter.actor1 if a in rule.actor1)} → "
+                              f"{'|'.join(a for a in ind.filter.actor2 if a in rule.actor2)}")
+                    found.append((s.file, f"indicators[{i}].codes: {show_value(ind.id)} code "
+                                  f"{code} matches resolution code {rule_code} of "
+                                  f"{show_value(rule_id)} ({actors}): an event must count in "
+                                  "one place only"))
+    return found
 
 
 def _owner(scenarios: dict[str, Scenario], indicator: str) -> str:

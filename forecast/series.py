@@ -26,9 +26,13 @@ def week_ends(start: dt.date, as_of: dt.date) -> np.ndarray:
 
 
 def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
-                indicator_events: dict[str, np.ndarray], volume: np.ndarray) -> xr.Dataset:
+                indicator_events: dict[str, np.ndarray], volume: np.ndarray, *,
+                events_before: dict[str, int] | None = None,
+                weeks_before: int = 0) -> xr.Dataset:
     """The model's input: ``scenario_events (scenario, week)``, ``indicator_events (indicator,
-    week)`` and ``volume (week)``, all integer counts."""
+    week)`` and ``volume (week)``, all integer counts; and the history before the first week:
+    ``scenario_events_before (scenario)`` and ``weeks_before``, the number of weeks with data
+    before it."""
     def stack(counts: dict[str, np.ndarray]) -> np.ndarray:
         if not counts:
             return np.zeros((0, len(weeks)), dtype="int64")
@@ -39,10 +43,25 @@ def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
             "scenario_events": (("scenario", "week"), stack(scenario_events)),
             "indicator_events": (("indicator", "week"), stack(indicator_events)),
             "volume": ("week", np.asarray(volume, dtype="int64")),
+            "scenario_events_before": ("scenario", np.array(
+                [(events_before or {}).get(s, 0) for s in scenario_events], dtype="int64")),
+            "weeks_before": ((), int(weeks_before)),
         },
         coords={"scenario": list(scenario_events), "indicator": list(indicator_events),
                 "week": weeks},
     )
+
+
+def window(series: xr.Dataset, last: int, weeks: int) -> xr.Dataset:
+    """The `weeks` weeks of `series` that end with week index `last`, with everything before
+    them summarised as `weekly_series` does (rule events, and weeks with data)."""
+    first = max(last + 1 - weeks, 0)
+    early = series.isel(week=slice(0, first))
+    out = series.isel(week=slice(first, last + 1)).copy()
+    out["scenario_events_before"] = (series.scenario_events_before
+                                     + early.scenario_events.sum("week"))
+    out["weeks_before"] = series.weeks_before + int((early.volume > 0).sum())
+    return out
 
 
 def _filter(flt: EventFilter) -> tuple[str, list]:
@@ -57,7 +76,9 @@ def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario]
 
     Only scenarios with a rule of their own get a row (a union is derived from its members).
     `known_until` leaves out rule and indicator events after that day, but not the volume: the
-    weeks after it are then quiet weeks (used by `forecast.explain`).
+    weeks after it are then quiet weeks (used by `forecast.explain`). Every stored event before
+    the first week is summarised: each rule's count, and the weeks (on the same weekly grid)
+    with any event.
     """
     weeks = week_ends(start, as_of)
     first = weeks[0] - np.timedelta64(7, "D")
@@ -73,11 +94,21 @@ def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario]
         return out
 
     until = min(as_of, known_until or as_of)
-    rules = {s.id: counts(*_filter(s.resolution), until)
-             for s in scenarios.values() if s.resolution}
+    ruled = {s.id: _filter(s.resolution) for s in scenarios.values() if s.resolution}
+    rules = {s: counts(*f, until) for s, f in ruled.items()}
     indicators = {i.id: counts(*_filter(i.filter), until)
                   for i in all_indicators(scenarios).values()}
-    return make_series(weeks, rules, indicators, counts("TRUE", [], as_of))
+    def count(sql: str, params: list) -> int:
+        return (con.execute(sql, params).fetchone() or (0,))[0]
+
+    day_before = first.astype(dt.date)
+    before = {s: count(f"SELECT count(*) FROM events WHERE date <= ?::DATE AND date <= ?::DATE "
+                       f"AND {where}", [day_before, until, *params])
+              for s, (where, params) in ruled.items()}
+    weeks_before = count("SELECT count(DISTINCT datediff('day', date, ?::DATE) // 7) FROM events "
+                         "WHERE date <= ?::DATE", [as_of, day_before])
+    return make_series(weeks, rules, indicators, counts("TRUE", [], as_of),
+                       events_before=before, weeks_before=weeks_before)
 
 
 def indicator_counts(con: duckdb.DuckDBPyConnection,

@@ -34,22 +34,30 @@ class World:
 def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: int,
                     n_weeks: int, config: ModelConfig = ModelConfig()) -> dict[str, Any]:
     """One draw of every parameter from the model's priors, exactly as `forecast.model` states
-    them: the intercepts are drawn at the path's mean level (the model's mean since the feed began:
-    every simulated week has data), then shifted to x = 0."""
+    them (hyper-parameters included): the intercepts are drawn at the path's mean level (the
+    model's mean over the seen weeks: every simulated week has data), then shifted to x = 0."""
     rho = rng.beta(*config.rho)
     innovation = rng.standard_normal(n_weeks)
     mean_x = escalation_path(rho, innovation).mean()
     lam = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
-    gamma = np.abs(rng.normal(0.0, config.gamma_sd, n_scenarios))
+    mu = rng.normal(0.0, config.mu_sd, n_indicators) - lam * mean_x
+    phi = np.abs(rng.normal(0.0, config.phi_sd, n_indicators))
+    log_gamma_mean = rng.normal(config.log_gamma_mu, 0.7)
+    gamma = np.exp(log_gamma_mean + config.log_gamma_sd * rng.standard_normal(n_scenarios))
+    level_mean = rng.normal(config.level_mu, config.level_mu_sd)
+    level_sd = abs(rng.normal(0.0, config.level_sd))
+    level = level_mean + level_sd * rng.standard_normal(n_scenarios)
+    channel_mean = rng.normal(0.0, config.channel_mu_sd)
+    channel_sd = abs(rng.normal(0.0, config.channel_sd))
+    channel = 1 / (1 + np.exp(-(channel_mean + channel_sd
+                                * rng.standard_normal(n_scenarios))))
     return {
-        "rho": rho,
-        "innovation": innovation,
-        "lambda": lam,
-        "mu": rng.normal(0.0, config.mu_sd, n_indicators) - lam * mean_x,
-        "phi": np.abs(rng.normal(0.0, config.phi_sd, n_indicators)),
-        "gamma": gamma,
-        "beta": rng.normal(config.beta_mu, config.beta_sd, n_scenarios) - gamma * mean_x,
-        "never": rng.beta(*config.never, n_scenarios),
+        "rho": rho, "innovation": innovation, "lambda": lam, "mu": mu, "phi": phi,
+        "log_gamma_mean": log_gamma_mean, "gamma": gamma,
+        "scenario_level_mean": level_mean, "scenario_level_sd": level_sd,
+        "beta": level - gamma * mean_x,
+        "retaliation": rng.beta(*config.retaliation),
+        "channel_logit_mean": channel_mean, "channel_logit_sd": channel_sd, "channel": channel,
     }
 
 
@@ -72,12 +80,16 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
     weeks
         Week-end dates (see `forecast.series.week_ends`).
     params
-        True parameters; drawn from the priors when None. May omit "innovation" and "on".
+        True parameters; drawn from the priors when None. May omit "innovation" and "on" (the
+        channels in use: R z_s, `forecast.model`), which are then drawn.
     """
     n_weeks = len(weeks)
     params = dict(params or draw_parameters(rng, len(scenarios), len(indicators), n_weeks, config))
     params.setdefault("innovation", rng.standard_normal(n_weeks))
-    params.setdefault("on", (rng.random(len(scenarios)) >= params["never"]).astype("int64"))
+    if "on" not in params:
+        used = rng.random(len(scenarios)) >= 1 - params["channel"]  # z_s
+        retaliates = params["retaliation"] >= 1 or rng.random() < params["retaliation"]  # R
+        params["on"] = (used & retaliates).astype("int64")
     x = escalation_path(params["rho"], params["innovation"])
     params["escalation"] = x
     volume = rng.poisson(MEAN_VOLUME * np.exp(0.3 * rng.standard_normal(n_weeks)))

@@ -78,7 +78,7 @@ def claim_terms(priors: Priors) -> list[ClaimTerm]:
     for c in priors.constraints():
         s = priors.scenarios[c.claim.scenario]
         terms.append(ClaimTerm(c.claim.id, s.union or (s.id,), c.claim.horizon.weeks,
-                               c.alpha, c.beta))
+                               c.alpha, c.beta, c.published))
     return terms
 
 
@@ -93,7 +93,8 @@ def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> 
     import numpy as np
 
     h = hashlib.sha256()
-    for name in ("scenario_events", "indicator_events", "volume"):
+    for name in ("scenario_events", "indicator_events", "volume", "scenario_events_before",
+                 "weeks_before"):
         h.update(name.encode() + np.ascontiguousarray(series[name].values).tobytes())
     for dim in ("scenario", "indicator", "week"):
         h.update(" ".join(map(str, series[dim].values)).encode())
@@ -162,13 +163,13 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                 return UpdateResult(history.find_run(con, run_id) or {},
                                     history.question_rows(con, run_id=run_id), True)
 
-        from forecast.fit import diagnose, sample
+        from forecast.fit import diagnose, gated, sample
         from forecast.forecasts import forecast_questions
         from forecast.model import ModelConfig, build_model
 
         model = build_model(series, claim_terms(priors), ModelConfig())
         tree = sample(model, sampler)
-        diagnostics = diagnose(tree, [v.name for v in model.free_RVs])
+        diagnostics = diagnose(tree, gated(model))
         if not allow_unconverged:
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),

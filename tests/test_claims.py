@@ -37,7 +37,7 @@ def test_the_documents_claims_cover_every_scenario_and_the_headline():
     assert {c.scenario for c in claims} == set(SCENARIOS)
     headline = [c for c in claims if c.quote == "Yes. But not today — and not directly."]
     assert {(c.scenario, c.term) for c in headline} == {
-        ("any-retaliation", "unlikely"), ("direct-military-action", "very unlikely")}
+        ("any-retaliation", "very unlikely"), ("direct-military-action", "very unlikely")}
     eventually = [c for c in claims if c.scenario == "any-retaliation" and c.horizon.weeks is None]
     assert [c.term for c in eventually] == ["almost certain"]
     weeks = [c for c in claims if c.scenario == "any-retaliation" and c.horizon.weeks]

@@ -90,11 +90,11 @@ def test_priors_check_flags_conflicts_with_exit_1(runner, workspace):
 @pytest.mark.parametrize(("old", "new", "problem"), [
     ('horizon = "4 weeks"', 'horizon = "soon"',
      "claims[1].horizon: expected a duration like '3 months', '4 weeks' or 'ever', got 'soon'"),
-    ('term = "unlikely"', 'term = "improbable-ish"', "claims[1].term: unknown term"),
+    ('term = "unlikely"', 'term = "improbable-ish"', "claims[5].term: unknown term"),
     ("credibility = 3", "credibilty = 3", "claims[0].credibilty: unknown key (did you mean "
      "'credibility'?)"),
     ('term = "very unlikely"', "probability = 1.2",
-     "claims[2].probability: expected a probability strictly between 0 and 1, got 1.2"),
+     "claims[1].probability: expected a probability strictly between 0 and 1, got 1.2"),
     ("[source]", "[source", "invalid TOML: "),
 ])
 def test_a_malformed_claims_file_is_one_line_naming_file_and_key(runner, workspace, old, new,

@@ -4,36 +4,36 @@ run on the smallest data that shows the property."""
 import datetime as dt
 
 import numpy as np
-import pytensor
 import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from scipy import stats
 from scipy.special import gammaln
 
-from forecast.fit import SamplerConfig, diagnose, sample
+from forecast.fit import SamplerConfig, diagnose, gated, sample
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import (
     ClaimTerm,
     ModelConfig,
-    _ar1,
     _escalation,
     build_model,
     claim_probability,
+    claim_windows,
+    model_data,
     negative_binomial_logp,
 )
-from forecast.series import make_series, week_ends
-from forecast.simulate import escalation_path, simulate_world
+from forecast.series import make_series, week_ends, window
+from forecast.simulate import simulate_world
 
 AS_OF = dt.date(2026, 1, 4)
 
 
-def _series(counts: dict[str, list[int]], indicators=None, volume=None, weeks=None):
+def _series(counts: dict[str, list[int]], indicators=None, volume=None, weeks=None, **before):
     n = len(next(iter(counts.values())))
     weeks = week_ends(AS_OF - dt.timedelta(weeks=n), AS_OF) if weeks is None else weeks
     return make_series(weeks, {k: np.array(v) for k, v in counts.items()},
                        {k: np.array(v) for k, v in (indicators or {}).items()},
-                       np.full(n, 100) if volume is None else volume)
+                       np.full(n, 100) if volume is None else volume, **before)
 
 
 def _question(scenario="s", weeks_ahead=26, members=None, opened=None):
@@ -42,33 +42,33 @@ def _question(scenario="s", weeks_ahead=26, members=None, opened=None):
                         AS_OF + dt.timedelta(weeks=weeks_ahead))
 
 
-@pytest.mark.parametrize("weeks", [1, 2, 5, 40, 156, 157])
-def test_the_blocked_ar1_equals_the_recursion(weeks):
-    e = np.random.default_rng(weeks).standard_normal(weeks)
-    rho = pt.dscalar("rho")
-    f = pytensor.function([rho], _ar1(rho, pt.as_tensor(e), weeks))
-    for value in (0.0, 0.83, 0.999):
-        np.testing.assert_allclose(f(value), escalation_path(value, e), rtol=1e-10, atol=1e-12)
+def test_gaps_link_each_seen_week_to_the_previous_one():
+    data = model_data(_series({"s": [0] * 7}, volume=np.array([0, 0, 5, 5, 0, 0, 5])))
+    np.testing.assert_array_equal(data["seen"], [0, 0, 1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(data["first"], [0, 0, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(data["previous"][[3, 6]], [2, 3])
+    np.testing.assert_array_equal(data["gap"][[3, 6]], [1, 3])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seen", [[1] * 7, [0, 0, 0, 1, 1, 0, 1], [0] * 7],
-                         ids=["every-week", "gaps", "no-data"])
+@pytest.mark.parametrize("seen", [[1] * 7, [0, 0, 0, 1, 1, 0, 1], [1, 0, 0, 0, 0, 0, 1]],
+                         ids=["every-week", "gaps", "long-gap"])
 def test_the_escalation_path_has_the_ar1_prior(seen):
-    """Sampled on its own, the parametrised path is the AR(1): mean 0, covariance
-    rho^|i - j| / (1 - rho^2), whichever weeks have data (that only changes the coordinates)."""
+    """Sampled on its own, the path on the seen weeks is the AR(1) with the gaps integrated out:
+    mean 0, covariance rho^|t_i - t_j| / (1 - rho^2)."""
     import pymc as pm
 
     rho, n = 0.7, len(seen)
+    data = model_data(_series({"s": [0] * n}, volume=np.array(seen) * 5))
     with pm.Model(coords={"week": range(n)}) as model:
-        x, _ = _escalation(pt.constant(rho), pt.constant(np.array(seen, dtype="float64")), n)
+        x, _ = _escalation(pt.constant(rho), {k: pt.constant(v) for k, v in data.items()})
         pm.Deterministic("x", x, dims="week")
     tree = sample(model, SamplerConfig(draws=5000, target_accept=0.9, seed=3))
-    draws = tree.posterior["x"].values.reshape(-1, n)
-    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
-    expected = rho**lag / (1 - rho**2)
+    on = np.flatnonzero(seen)
+    draws = tree.posterior["x"].values.reshape(-1, n)[:, on]
+    lag = np.abs(np.subtract.outer(on, on))
     np.testing.assert_allclose(draws.mean(axis=0), 0.0, atol=0.1)
-    np.testing.assert_allclose(np.cov(draws.T), expected, atol=0.12)
+    np.testing.assert_allclose(np.cov(draws.T), rho**lag / (1 - rho**2), atol=0.12)
 
 
 def test_the_negative_binomial_matches_scipy_up_to_a_constant_of_the_data():
@@ -83,19 +83,46 @@ def test_the_negative_binomial_matches_scipy_up_to_a_constant_of_the_data():
     assert got == pytest.approx(expected.sum(), rel=1e-10)
 
 
-def test_claim_probability_matches_its_formula():
-    assert claim_probability(0.3, np.log(0.01), 104.0) == pytest.approx(
-        0.7 * (1 - np.exp(-1.04)))
-    assert claim_probability(0.3, np.log(0.01), None) == pytest.approx(0.7)
+def test_a_claim_is_about_the_weeks_after_its_publication():
+    """Four weeks of data, the second and third seen; a claim published two days into the second
+    week, over 10 days: 5 days of week 2 and 5 of week 3 are fitted weeks, the rest (0 days) is
+    outside. Another claim starts after the data: all its weeks are outside."""
+    series = _series({"a": [0] * 4, "b": [0] * 4}, volume=np.array([0, 5, 5, 0]))
+    week2_start = week_ends(AS_OF - dt.timedelta(weeks=4), AS_OF)[1].astype(dt.date) - \
+        dt.timedelta(days=7)
+    claims = [ClaimTerm("dated", ("a",), 10 / 7, 2, 2, week2_start + dt.timedelta(days=2)),
+              ClaimTerm("later", ("a", "b"), 26.0, 2, 2, AS_OF),
+              ClaimTerm("ever", ("b",), None, 2, 2, AS_OF)]
+    w = claim_windows(series, claims)
+    np.testing.assert_allclose(w["claim_overlap"][0], [0, 5 / 7, 5 / 7, 0])
+    assert w["claim_outside"][0] == pytest.approx(0.0)
+    np.testing.assert_allclose(w["claim_overlap"][1], 0.0)
+    assert w["claim_outside"][1] == pytest.approx(26.0)
+    np.testing.assert_array_equal(w["claim_ever"], [0, 0, 1])
+    np.testing.assert_array_equal(w["claim_members"], [[1, 0], [1, 1], [0, 1]])
+
+    # by hand: P = q (1 - prod over members of (1 - pi_s (1 - exp(-hazard_s))))
+    q, channel = 0.8, np.array([0.5, 0.25])
+    rate = np.array([[0.1, 0.2, 0.3, 0.4], [0.01, 0.01, 0.01, 0.01]])
+    at_zero = np.array([0.05, 0.02])
+    p = claim_probability(np.array(q), channel, rate, at_zero, w)
+    fires_a = 1 - np.exp(-(0.2 * 5 / 7 + 0.3 * 5 / 7))
+    fires_later = 1 - np.exp(-26 * at_zero)
+    np.testing.assert_allclose(p, [
+        q * 0.5 * fires_a,
+        q * (1 - (1 - 0.5 * fires_later[0]) * (1 - 0.25 * fires_later[1])),
+        q * 0.25], rtol=1e-12)
 
 
 def test_the_model_has_the_designs_parameters():
     series = _series({"a": [0] * 10, "b": [1] + [0] * 9}, {"k": [3] * 10})
-    claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0)]
+    claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0, AS_OF - dt.timedelta(weeks=4))]
     model = build_model(series, claims)
     assert {v.name for v in model.free_RVs} == {
-        "rho", "escalation_deviation", "escalation_level", "gap_innovation", "indicator_level",
-        "lambda", "phi", "gamma", "scenario_level", "never"}
+        "rho", "escalation_deviation", "escalation_level", "indicator_level", "lambda", "phi",
+        "gamma_offset", "log_gamma_mean", "scenario_level_offset", "scenario_level_mean",
+        "scenario_level_sd", "retaliation", "channel_offset", "channel_logit_mean",
+        "channel_logit_sd"}
     assert {"escalation_prior", "scenario_likelihood", "claims"} <= {
         p.name for p in model.potentials}
     assert np.isfinite(model.compile_logp()(model.initial_point()))
@@ -103,35 +130,56 @@ def test_the_model_has_the_designs_parameters():
 
 def _posterior(**arrays) -> xr.Dataset:
     """A posterior of one chain from arrays shaped (draw, ...)."""
-    dims = {"beta": ("scenario",), "gamma": ("scenario",), "never": ("scenario",),
-            "escalation": ("week",), "rho": ()}
+    dims = {"beta": ("scenario",), "gamma": ("scenario",), "channel": ("scenario",),
+            "escalation": ("week",), "rho": (), "retaliation": ()}
     return xr.Dataset({k: (("chain", "draw", *dims[k]), np.asarray(v)[None])
                        for k, v in arrays.items()})
 
 
 def test_forecast_by_hand_for_a_quiet_channel():
-    """Two draws, no escalation: P = p_on (1 - exp(-rate H)), p_on from Bayes on the quiet."""
-    series = _series({"s": [0] * 10})
-    beta, never = np.log([[0.02], [0.05]]), np.array([[0.3], [0.6]])
-    f = forecast_questions(_posterior(beta=beta, never=never), series, [_question()], AS_OF, {},
-                           seed=0)
+    """Two draws, no escalation: P = P(R) P(on | R) (1 - exp(-rate H)), both by Bayes on the
+    quiet of the 10 fitted weeks and the 5 seen weeks before them."""
+    series = _series({"s": [0] * 10}, weeks_before=5)
+    beta, channel, q = np.log([[0.02], [0.05]]), np.array([[0.7], [0.4]]), np.array([0.9, 0.5])
+    f = forecast_questions(_posterior(beta=beta, channel=channel, retaliation=q), series,
+                           [_question()], AS_OF, {}, seed=0)
     expected = []
-    for rate, c in ((0.02, 0.3), (0.05, 0.6)):
-        on = (1 - c) * np.exp(-10 * rate)
-        expected.append(on / (c + on) * (1 - np.exp(-26 * rate)))
+    for rate, pi, r in ((0.02, 0.7, 0.9), (0.05, 0.4, 0.5)):
+        quiet_on = pi * np.exp(-15 * rate)
+        p_retaliation = r * (quiet_on + 1 - pi) / (r * (quiet_on + 1 - pi) + 1 - r)
+        expected.append(p_retaliation * quiet_on / (quiet_on + 1 - pi) * (1 - np.exp(-26 * rate)))
     np.testing.assert_allclose(f.draws.values[0], expected, rtol=1e-12)
     assert f.probability.item() == pytest.approx(np.mean(expected))
     assert f.status.item() == "open"
 
 
+def test_an_event_before_the_fitted_weeks_keeps_the_channel_on():
+    series = _series({"s": [0] * 10}, events_before={"s": 1}, weeks_before=30)
+    post = _posterior(beta=np.log([[0.02]]), channel=np.array([[0.1]]),
+                      retaliation=np.array([0.2]))
+    f = forecast_questions(post, series, [_question()], AS_OF, {}, seed=0)
+    assert f.probability.item() == pytest.approx(1 - np.exp(-26 * 0.02))
+
+
+def test_a_window_summarises_the_weeks_before_it():
+    series = _series({"s": [1, 0, 2, 0, 0, 1]}, volume=np.array([5, 0, 5, 5, 5, 5]),
+                     events_before={"s": 4}, weeks_before=7)
+    w = window(series, 4, 2)  # weeks 3 and 4
+    assert w.sizes["week"] == 2
+    assert int(w.scenario_events_before.item()) == 4 + 3
+    assert int(w.weeks_before) == 7 + 2
+
+
 def test_forecast_status_yes_no_and_a_union():
+    """An event of a: a is on, and so is R; b is on with P(on | R, quiet)."""
     series = _series({"a": [0, 1, 0], "b": [0, 0, 0]})
-    post = _posterior(beta=np.log([[0.1, 0.2]]), never=np.array([[0.5, 0.5]]))
+    post = _posterior(beta=np.log([[0.1, 0.2]]), channel=np.array([[0.5, 0.5]]),
+                      retaliation=np.array([0.3]))
     qs = [_question("a"), _question("any", members=("a", "b")),
           QuestionSpec("old", "a", ("a",), dt.date(2025, 1, 1), dt.date(2025, 6, 1)),
           QuestionSpec("hit", "a", ("a",), dt.date(2025, 12, 1), dt.date(2026, 6, 1))]
     f = forecast_questions(post, series, qs, AS_OF, {"hit": ("yes", dt.date(2025, 12, 20))}, seed=0)
-    p_a = 1 - np.exp(-26 * 0.1)  # the channel had an event: it is on
+    p_a = 1 - np.exp(-26 * 0.1)
     on_b = 0.5 * np.exp(-3 * 0.2) / (0.5 + 0.5 * np.exp(-3 * 0.2))
     p_b = on_b * (1 - np.exp(-26 * 0.2))
     np.testing.assert_allclose(f.probability.values[:2], [p_a, 1 - (1 - p_a) * (1 - p_b)])
@@ -139,9 +187,25 @@ def test_forecast_status_yes_no_and_a_union():
     assert list(f.probability.values[2:]) == [0.0, 1.0]
 
 
+def test_a_quiet_union_is_dependent_through_retaliation():
+    """Nothing happened: P(union) = P(R) (1 - prod (1 - P(on | R) F_s)), not 1 - prod of the
+    members' marginal probabilities."""
+    series = _series({"a": [0] * 4, "b": [0] * 4})
+    post = _posterior(beta=np.log([[0.1, 0.1]]), channel=np.array([[1.0, 1.0]]),
+                      retaliation=np.array([0.5]))
+    f = forecast_questions(post, series, [_question("a"), _question("u", members=("a", "b"))],
+                           AS_OF, {}, seed=0)
+    quiet = np.exp(-0.4)
+    p_r = 0.5 * quiet**2 / (0.5 * quiet**2 + 0.5)
+    fires = 1 - np.exp(-2.6)
+    np.testing.assert_allclose(f.probability.values, [p_r * fires, p_r * (1 - (1 - fires) ** 2)])
+    assert f.probability.values[1] < 1 - (1 - f.probability.values[0]) ** 2
+
+
 def test_a_deadline_mid_week_counts_the_days_it_covers():
     series = _series({"s": [1]})
-    post = _posterior(beta=np.log([[0.7]]), never=np.array([[0.0]]))
+    post = _posterior(beta=np.log([[0.7]]), channel=np.array([[1.0]]),
+                      retaliation=np.array([1.0]))
     q = QuestionSpec("q", "s", ("s",), AS_OF, AS_OF + dt.timedelta(days=10))
     f = forecast_questions(post, series, [q], AS_OF, {}, seed=0)
     assert f.probability.item() == pytest.approx(1 - np.exp(-0.7 * 10 / 7))
@@ -163,7 +227,7 @@ SMALL = SamplerConfig(draws=1000, tune=500, chains=2, seed=11)
 def _fit(series, config=ModelConfig(), claims=(), sampler=SMALL):
     model = build_model(series, claims, config)
     tree = sample(model, sampler)
-    return tree, diagnose(tree, [v.name for v in model.free_RVs])
+    return tree, diagnose(tree, gated(model))
 
 
 @pytest.mark.slow
@@ -188,6 +252,28 @@ def test_closed_form_in_the_conjugate_special_case():
 
 
 @pytest.mark.slow
+def test_closed_form_of_the_never_mixture_after_quiet_weeks():
+    """gamma = 0, Gamma(a0, b0) on the rate, one scenario under R and its switch, T quiet weeks.
+    P(on) a priori is p = E[q] E[pi] = 1/2 * 1/2 (pi's logit is symmetric about 0); Bayes on
+    the quiet, with K = (b0 / (b0 + T))^a0 the chance of T quiet weeks when on, gives
+    P(on | quiet) = p K / (p K + 1 - p), and then
+    P(>= 1 event in H weeks) = P(on | quiet) (1 - ((b0 + T) / (b0 + T + H))^a0)."""
+    weeks, a0, b0 = 40, 2.0, 30.0
+    series = _series({"s": [0] * weeks})
+    config = ModelConfig(escalation=False, beta_gamma_prior=(a0, b0))
+    tree, diag = _fit(series, config, sampler=SamplerConfig(draws=4000, tune=1000, seed=4))
+    assert diag.converged
+    p, k = 0.25, (b0 / (b0 + weeks)) ** a0
+    on = p * k / (p * k + 1 - p)
+    for horizon in (4, 52):
+        f = forecast_questions(tree.posterior.to_dataset(), series,
+                               [_question(weeks_ahead=horizon)], AS_OF, {}, seed=0)
+        mc_error = f.draws.values[0].std() / np.sqrt(diag.ess_bulk_min)
+        expected = on * (1 - ((b0 + weeks) / (b0 + weeks + horizon)) ** a0)
+        assert f.probability.item() == pytest.approx(expected, abs=4 * mc_error)
+
+
+@pytest.mark.slow
 def test_more_quiet_weeks_lower_the_probability():
     config = ModelConfig(escalation=False)
     probs = []
@@ -198,7 +284,7 @@ def test_more_quiet_weeks_lower_the_probability():
         f = forecast_questions(tree.posterior.to_dataset(), series, [_question()], AS_OF, {},
                                seed=0)
         probs.append(f.probability.item())
-    assert probs[1] < probs[0] - 0.05
+    assert probs[1] < probs[0] / 2, probs
 
 
 @pytest.mark.slow
@@ -210,7 +296,7 @@ def test_an_indicator_surge_raises_every_scenario_linked_to_escalation():
     probs = []
     for counts in (calm, surge):
         series = _series({"a": [0] * 60, "b": [0] * 59 + [1]}, {"k1": counts[0], "k2": counts[1]})
-        tree, diag = _fit(series)
+        tree, diag = _fit(series, sampler=SamplerConfig(draws=1000, tune=1000, seed=11))
         assert diag.divergences == 0
         f = forecast_questions(tree.posterior.to_dataset(), series,
                                [_question("a", 13), _question("b", 13)], AS_OF, {}, seed=0)
@@ -238,7 +324,7 @@ def test_a_simulated_world_written_as_gdelt2_imports_event_for_event(tmp_path):
     weeks = week_ends(dt.date(2025, 1, 1), dt.date(2025, 3, 1))
     params = {"rho": 0.5, "mu": np.array([1.0]), "lambda": np.array([0.3]),
               "phi": np.array([0.2]), "beta": np.array([-0.5]), "gamma": np.array([0.3]),
-              "never": np.array([0.0])}
+              "channel": np.array([1.0]), "retaliation": 1.0}
     world = simulate_world(np.random.default_rng(2), ["s"], ["k"], weeks, params=params)
     rules = {"s": ("RUS", "AZE", "163", 3), "k": ("AZE", "RUS", "172", 1)}
     events = world_events(world, rules, np.random.default_rng(3), ("RUS", "AZE", "IRN"))

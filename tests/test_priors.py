@@ -1,4 +1,5 @@
 import dataclasses
+import datetime as dt
 import itertools
 
 import numpy as np
@@ -116,3 +117,45 @@ def test_digest_changes_when_a_prior_file_changes(priors_dir):
     path = priors_dir / "claims" / "allies-to-adversaries.toml"
     path.write_text(path.read_text().replace('term = "very likely"', 'term = "likely"', 1))
     assert load_priors(priors_dir).digest() != before
+
+
+def test_one_documents_claims_together_stay_within_its_budget():
+    """A document counts as a few observations: its rated claims would carry over 100
+    pseudo-observations; within the budget of a C source they carry 3."""
+    from forecast.priors import EVIDENCE_BUDGET, RELIABILITY_WEIGHT
+
+    (document,) = load_priors(ROOT / "priors").documents()
+    assert document.rated > 50
+    assert document.budget == pytest.approx(EVIDENCE_BUDGET * RELIABILITY_WEIGHT["C"])
+    assert document.used == pytest.approx(document.budget)
+    assert all(c.claim.horizon.weeks is None or c.published == dt.date(2025, 7, 1)
+               for c in document.constraints)
+
+
+def test_claims_quoting_one_sentence_share_its_weight():
+    """Two claims read from one sentence carry together what the stronger carries alone."""
+    (document,) = load_priors(ROOT / "priors").documents()
+    by_id = {c.claim.id: c for c in document.constraints}
+    alone = {i: c.rated * (sum(c.base) - 2) for i, c in by_id.items()}
+    scale = document.used / sum(
+        alone[i] * (max(alone[j] for j in group) / sum(alone[j] for j in group))
+        for group in ({"retaliation-not-within-weeks", "no-direct-strike"},
+                      {"strike-at-corridors-eventually", "strike-at-regime-eventually"},
+                      *({i} for i in alone if i not in {
+                          "retaliation-not-within-weeks", "no-direct-strike",
+                          "strike-at-corridors-eventually", "strike-at-regime-eventually"}))
+        for i in group)
+    pair = ("retaliation-not-within-weeks", "no-direct-strike")
+    together = sum(by_id[i].pseudo_observations for i in pair)
+    assert together == pytest.approx(max(alone[i] for i in pair) * scale)
+
+
+def test_a_second_document_has_its_own_date_and_budget(priors_dir):
+    text = (priors_dir / "claims" / "allies-to-adversaries.toml").read_text()
+    second = text.replace("published = 2025-07-01", "published = 2026-03-01").replace(
+        'reliability = "C"', 'reliability = "A"', 1)
+    (priors_dir / "claims" / "second.toml").write_text(second)
+    documents = load_priors(priors_dir).documents()
+    assert [d.budget for d in documents] == pytest.approx([3.0, 5.0])
+    assert {c.published for c in documents[1].constraints} == {dt.date(2026, 3, 1)}
+    assert documents[1].used == pytest.approx(5.0)

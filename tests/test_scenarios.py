@@ -2,8 +2,9 @@ import datetime as dt
 
 import pytest
 
+from cli import main
 from forecast.errors import ScenarioSpecError
-from forecast.scenarios import all_indicators, load_scenario, load_scenarios
+from forecast.scenarios import EventFilter, all_indicators, load_scenario, load_scenarios, overlaps
 from tests.conftest import ROOT
 
 FIVE = ["hybrid-retaliation", "support-via-iran", "destabilization-from-within",
@@ -89,3 +90,80 @@ def test_a_union_must_name_known_scenarios(tmp_path):
     with pytest.raises(ScenarioSpecError, match=r"any\.toml: union: unknown scenario "
                        r"'proxy-strike' \(did you mean 'proxy-strikes'\?\)"):
         load_scenarios(tmp_path)
+
+
+def test_no_bundled_indicator_matches_a_resolution_rule():
+    assert overlaps(load_scenarios(ROOT / "priors" / "scenarios")) == []
+
+
+OVERLAP = ("'rus-aze-military-posture' code 138 matches resolution code {} of '{}' (RUS → AZE): "
+           "an event must count in one place only")
+
+
+def _restore_138(scenarios_dir):
+    path = scenarios_dir / "direct-military-action.toml"
+    path.write_text(path.read_text().replace('codes = ["1382", "1384", "1385",', 'codes = ["138",'))
+    return path
+
+
+def test_an_indicator_matching_rules_lists_every_overlap(priors_dir):
+    path = _restore_138(priors_dir / "scenarios")
+    with pytest.raises(ScenarioSpecError) as err:
+        load_scenarios(priors_dir / "scenarios")
+    assert str(err.value) == (
+        f"{path}: indicators[0].codes: {OVERLAP.format('1381', 'caspian-corridor-sabotage')}; "
+        f"indicators[0].codes: {OVERLAP.format('1383', 'destabilization-from-within')}")
+
+
+def test_priors_check_refuses_an_overlap_in_one_line(runner, workspace):
+    path = _restore_138(workspace.priors_dir / "scenarios")
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "priors", "check",
+                                  "--no-model"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: {path}: indicators[0].codes: "
+        f"{OVERLAP.format('1381', 'caspian-corridor-sabotage')}; "
+        f"indicators[0].codes: {OVERLAP.format('1383', 'destabilization-from-within')}\n")
+
+
+def test_overlaps_in_several_files_are_reported_together_under_the_folder(priors_dir):
+    directory = priors_dir / "scenarios"
+    _restore_138(directory)
+    path = directory / "proxy-strikes.toml"
+    path.write_text(path.read_text().replace('codes = ["13", "15"]', 'codes = ["13", "18"]'))
+    with pytest.raises(ScenarioSpecError) as err:
+        load_scenarios(directory)
+    assert str(err.value) == (
+        f"{directory}: "
+        f"direct-military-action.toml: indicators[0].codes: "
+        f"{OVERLAP.format('1381', 'caspian-corridor-sabotage')}; "
+        f"direct-military-action.toml: indicators[0].codes: "
+        f"{OVERLAP.format('1383', 'destabilization-from-within')}; "
+        "proxy-strikes.toml: indicators[0].codes: 'irn-aze-threats' code 18 matches resolution "
+        "code 18 of 'proxy-strikes' (IRN → AZE): an event must count in one place only")
+
+
+def _filter(actor1, actor2, *codes, min_sources=1):
+    return EventFilter(tuple(actor1), tuple(actor2), codes, min_sources)
+
+
+@pytest.mark.parametrize(("indicator", "rule", "shared"), [
+    (_filter(["RUS"], ["AZE"], "138"), _filter(["RUS"], ["AZE"], "191", "1381"),
+     [("138", "1381")]),
+    (_filter(["RUS"], ["AZE"], "1381", "1384"), _filter(["RUS"], ["AZE"], "13"),
+     [("1381", "13"), ("1384", "13")]),
+    (_filter(["RUS"], ["AZE"], "163"), _filter(["RUS"], ["AZE"], "163", min_sources=3),
+     [("163", "163")]),
+    (_filter(["RUS", "IRN"], ["AZE"], "19"), _filter(["IRN", "ARM"], ["AZE", "GEO"], "190"),
+     [("19", "190")]),
+    (_filter(["RUS"], ["AZE"], "1382", "1384"), _filter(["RUS"], ["AZE"], "1381", "1383"), []),
+    (_filter(["RUS"], ["AZE"], "19"), _filter(["IRN", "ARM"], ["AZE"], "19"), []),
+    (_filter(["RUS"], ["AZE"], "19"), _filter(["RUS"], ["GEO"], "19"), []),
+    (_filter(["AZE"], ["RUS"], "1211"), _filter(["RUS"], ["AZE"], "1211"), []),
+], ids=["indicator code is a prefix of the rule's", "rule code is a prefix of the indicator's",
+        "more sources do not separate them", "one shared actor on each side is enough",
+        "sibling codes", "disjoint actor1", "disjoint actor2", "the other direction"])
+def test_filters_overlap_when_actors_intersect_and_a_code_prefixes_the_other(indicator, rule,
+                                                                              shared):
+    assert indicator.overlap(rule) == shared

@@ -20,14 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from forecast.fit import SamplerConfig, diagnose
+from forecast.fit import SamplerConfig, diagnose, gated
 from forecast.forecasts import draws_of
 from forecast.model import build_model
 from forecast.series import week_ends
 from forecast.simulate import simulate_world
 from validation.common import compile_once, refit
 
-MAIN = ("rho", "lambda", "mu", "phi", "gamma", "beta", "never")
+MAIN = ("rho", "lambda", "mu", "phi", "gamma", "beta", "retaliation", "channel")
 SCENARIOS, INDICATORS = ["s1", "s2", "s3"], ["k1", "k2", "k3"]
 
 
@@ -41,7 +41,7 @@ def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104) -> dict:
     diagnostics = []
     for i, world in enumerate(worlds):
         tree = refit(compiled, world.series, SamplerConfig(seed=i))
-        diagnostics.append(diagnose(tree, [v.name for v in model.free_RVs]).as_dict())
+        diagnostics.append(diagnose(tree, gated(model)).as_dict())
         post = tree.posterior.to_dataset()
         for name in MAIN:
             low, high = np.quantile(draws_of(post, name), [0.05, 0.95], axis=0)
