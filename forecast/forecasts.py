@@ -48,6 +48,19 @@ def draws_of(posterior: xr.Dataset, name: str) -> np.ndarray:
     return posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).values
 
 
+def fitted_rates(posterior: xr.Dataset, n_weeks: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per draw: ``beta`` and ``gamma`` ``(sample, scenario)``, the escalation path ``(sample,
+    week)`` (0 in weeks without data, and without escalation) and the weekly rates along it
+    ``(sample, scenario, week)``."""
+    beta = draws_of(posterior, "beta")
+    if "escalation" not in posterior:
+        x = np.zeros((len(beta), n_weeks))
+        return beta, np.zeros_like(beta), x, np.repeat(np.exp(beta)[:, :, None], n_weeks, 2)
+    gamma, x = draws_of(posterior, "gamma"), np.nan_to_num(draws_of(posterior, "escalation"))
+    return beta, gamma, x, np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :])
+
+
 def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
                        questions: Sequence[QuestionSpec], as_of: dt.date,
                        resolved: dict[str, tuple[str, dt.date]], *, seed: int) -> xr.Dataset:
@@ -115,23 +128,19 @@ def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: d
     week)`` along an escalation path simulated from the last seen week."""
     n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
     rng = np.random.default_rng(seed)
-    beta = draws_of(posterior, "beta")  # (sample, scenario)
+    beta, gamma, x, past_rate = fitted_rates(posterior, series.sizes["week"])
     n_samples = beta.shape[0]
     has_x = "escalation" in posterior
-    gamma = draws_of(posterior, "gamma") if has_x else np.zeros_like(beta)
     channel = draws_of(posterior, "channel") if "channel" in posterior else np.ones_like(beta)
     q = (draws_of(posterior, "retaliation") if "retaliation" in posterior
          else np.ones(n_samples))
     seen = series.volume.values > 0  # weeks with data; see `forecast.model`
-    x = np.nan_to_num(draws_of(posterior, "escalation")) if has_x else np.zeros(
-        (n_samples, series.sizes["week"]))
     rho = draws_of(posterior, "rho") if has_x else np.zeros(n_samples)
 
     weeks_before = float(series.get("weeks_before", 0))
     before = (series.scenario_events_before.values if "scenario_events_before" in series
               else 0)
-    past = ((np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :]) * seen).sum(axis=2)
-            + weeks_before * np.exp(beta))  # (sample, scenario)
+    past = (past_rate * seen).sum(axis=2) + weeks_before * np.exp(beta)  # (sample, scenario)
     happened = (series.scenario_events.sum("week").values + before) > 0  # (scenario,)
     quiet_on = channel * np.exp(-past)
     quiet = quiet_on + 1 - channel  # P(no event of s | R = 1)

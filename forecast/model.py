@@ -216,7 +216,6 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             alpha = np.array([c.alpha for c in claims])
             beta_ = np.array([c.beta for c in claims])
             logp = (alpha - 1) * pt.log(p) + (beta_ - 1) * pt.log1p(-p)
-            pm.Deterministic("claims_logp", logp.sum())
             pm.Potential("claims", logp.sum())
     return model
 

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from forecast.fit import Diagnostics, SamplerConfig, diagnose, gated, sample
-from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
+from forecast.forecasts import QuestionSpec, draws_of, fitted_rates, forecast_questions
 from forecast.model import ModelConfig, build_model, claim_probability, claim_windows
 from forecast.priors import Priors
 from forecast.series import make_series
@@ -81,11 +81,7 @@ def claim_probabilities(priors: Priors, posterior: xr.Dataset,
     probability the claim speaks of, computed as the model computes it (`forecast.model`), and
     whether the stated range overlaps that interval."""
     terms = claim_terms(priors)
-    beta = draws_of(posterior, "beta")  # (sample, scenario)
-    gamma = draws_of(posterior, "gamma") if "gamma" in posterior else np.zeros_like(beta)
-    x = (np.nan_to_num(draws_of(posterior, "escalation")) if "escalation" in posterior
-         else np.zeros((len(beta), series.sizes["week"])))
-    rate = np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :])
+    beta, _, _, rate = fitted_rates(posterior, series.sizes["week"])
     p = claim_probability(draws_of(posterior, "retaliation"), draws_of(posterior, "channel"),
                           rate, np.exp(beta), claim_windows(series, terms))  # (sample, claim)
     rows = []
