@@ -102,7 +102,7 @@ def prior_posterior_chart(rows: list[dict], path: Path) -> None:
     ax.set_yticks(range(n), [f"{r['id']} ({r['horizon']})" for r in rows][::-1], fontsize=8)
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("P(scenario happens within the claim's horizon), at the stationary level")
+    ax.set_xlabel("P(scenario happens within the claim's horizon after its publication)")
     ax.set_title("What the events did to each claim")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.07), ncol=3, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)

@@ -195,7 +195,8 @@ def summarise(worlds: list[dict]) -> dict:
     per_world = [{m: brier(w["rows"], m) for m in METHODS} for w in worlds if w["rows"]]
     gain = b["base_rate"] - b["oracle"]
     return {
-        "worlds": len(worlds), "questions": len(rows),
+        "worlds": len(worlds), "scored_worlds": sum(bool(w["rows"]) for w in worlds),
+        "questions": len(rows),
         "refitted_fits": sum(w["refits"] for w in worlds),
         "dropped_steps": sum(w["dropped"] for w in worlds),
         "brier": b,
@@ -246,7 +247,8 @@ def main() -> None:
         print(f"{family}: Brier " + ", ".join(f"{m} {v:.4f}" for m, v in s["brier"].items())
               + f"; skill vs base rate {s['skill_vs_base_rate']['model']:+.1%}, of claims "
               f"{s['skill_of_claims']:+.1%}, model beats base rate in "
-              f"{s['worlds_where_model_beats_base_rate']}/{s['worlds']}, share of the oracle's "
+              f"{s['worlds_where_model_beats_base_rate']}/{s['scored_worlds']} scored worlds "
+              f"(of {s['worlds']}), share of the oracle's "
               f"gain {s['share_of_oracle_gain']}", flush=True)
         (args.out / "worlds.json").write_text(json.dumps(result, indent=1))
 
