@@ -184,6 +184,7 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
     p = load_priors(ws.priors_dir)
     constraints, conflicts = p.constraints(), p.conflicts()
     predictive = _prior_predictive(ws, p) if model and not conflicts else None
+    asked, asked_diagnostics = _question_priors(ws, p) if predictive else ([], None)
     if plot is not None and predictive is not None:
         from forecast.prior_check import plot_prior_check
 
@@ -194,6 +195,7 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
             claim["model_prior"] = {k: pred[k] for k in ("mean", "interval", "consistent")}
         emit_json({"documents": [_document_json(d) for d in p.documents()], "claims": claims,
                    "model_diagnostics": predictive[0]["diagnostics"] if predictive else None,
+                   "questions": asked, "questions_diagnostics": asked_diagnostics,
                    "conflicts": [{"narrower": c.narrower.id, "wider": c.wider.id,
                                   "message": str(c)} for c in conflicts]})
     else:
@@ -209,6 +211,11 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
                    f" scenarios; {len(conflicts)} conflict(s).")
         for d in p.documents():
             click.echo(_document_line(d))
+        if asked:
+            click.echo(f"\nBefore any event, P(yes) of each question\n{'question':<42} "
+                       f"{'document':>9} {'no claims':>10}")
+            for q in asked:
+                click.echo(f"{q['question']:<42} {q['claims_only']:>9.1%} {q['no_claims']:>10.1%}")
     for conflict in conflicts:
         click.echo(f"conflict: {conflict}", err=True)
     if conflicts:
@@ -222,6 +229,12 @@ def _prior_predictive(ws, p) -> list[dict]:
     click.echo("The model's prior given the claims (sampled once per priors version)...",
                err=True)
     return prior_predictive(p, ws.posteriors_dir)
+
+
+def _question_priors(ws, p) -> tuple[list[dict], dict]:
+    from forecast.prior_check import question_priors
+
+    return question_priors(p, ws.posteriors_dir)
 
 
 @priors.command("show")
@@ -403,11 +416,12 @@ def _scenario(ws, scenario: str, param_hint: str = "--scenario"):
 # --- update, show, history -------------------------------------------------------------------
 
 def _forecast_lines(rows: list[dict[str, Any]]) -> list[str]:
-    lines = [f"{'question':<42} {'P(yes)':>7}  {'90% interval':<15} status"]
+    lines = [f"{'question':<42} {'P(yes)':>7}  {'90% interval':<15} {'no claims':>9}  status"]
     for r in rows:
         low, high = r["interval"]
+        bare = "–" if r["without_claims"] is None else f"{r['without_claims']:.1%}"
         lines.append(f"{r['question']:<42} {r['probability']:>7.1%}  "
-                     f"{low:>6.1%}–{high:<8.1%} {r['status']}")
+                     f"{low:>6.1%}–{high:<8.1%} {bare:>9}  {r['status']}")
     return lines
 
 
@@ -419,6 +433,9 @@ def _run_header(r: dict[str, Any]) -> str:
         text += "\nSIMULATED example data"
     if not d["converged"]:
         text += "\nWARNING: published with --allow-unconverged: the fit did NOT converge"
+    if r["without_claims"] is not None:
+        text += ("\n'no claims': the same forecast without the document's claims (how much "
+                 "rests on them)")
     return text
 
 

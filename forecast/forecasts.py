@@ -20,6 +20,13 @@ as-of A:
   independent given them. Week fractions count by days, so a deadline mid-week gets the matching
   part of that week.
 - Report the mean of P over draws and its 5% and 95% quantiles (a 90% credible interval).
+
+How much rests on the document: the same forecasts without the claims, from the same draws
+reweighted by ``1 / p(claims | draw)`` (the claims enter the model as one factor, so this turns
+the posterior with them into the one without them) with Pareto-smoothed importance sampling
+(Vehtari et al., *Pareto smoothed importance sampling*, JMLR 25, 2024). Its Pareto k says whether
+the reweighting can be trusted (k <= 0.7); beyond that the caller fits the model without the
+claims instead (`forecast.update`).
 """
 
 from __future__ import annotations
@@ -30,8 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from arviz_stats.base import array_stats
+
+from forecast.model import ClaimTerm, claim_probability, claim_windows
 
 INTERVAL = (0.05, 0.95)
+#: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, section 3.2)
+PARETO_K_MAX = 0.7
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,28 @@ def fitted_rates(posterior: xr.Dataset, n_weeks: int
     return beta, gamma, x, np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :])
 
 
+def claims_log_weights(posterior: xr.Dataset, series: xr.Dataset,
+                       claims: Sequence[ClaimTerm]) -> tuple[np.ndarray, float]:
+    """PSIS log weights ``(sample,)``, normalised, that turn draws of the posterior with the
+    `claims` into draws of the one without them, and their Pareto k.
+
+    The raw log weight of a draw is minus the claims' log-density at it, ``-sum_j log
+    Beta(P_j | a_j, b_j)`` (`forecast.model`), up to a constant."""
+    beta, _, _, rate = fitted_rates(posterior, series.sizes["week"])
+    p = np.clip(claim_probability(draws_of(posterior, "retaliation"),
+                                  draws_of(posterior, "channel"), rate, np.exp(beta),
+                                  claim_windows(series, claims)), 1e-12, 1 - 1e-12)
+    a, b = np.array([c.alpha for c in claims]), np.array([c.beta for c in claims])
+    log_density = ((a - 1) * np.log(p) + (b - 1) * np.log1p(-p)).sum(axis=1)
+    # psislw takes the log-density to divide out (the LOO convention: weights 1 / p)
+    log_weights, k = array_stats.psislw(log_density - log_density.max())
+    return log_weights - np.logaddexp.reduce(log_weights), float(k)
+
+
 def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
                        questions: Sequence[QuestionSpec], as_of: dt.date,
-                       resolved: dict[str, tuple[str, dt.date]], *, seed: int) -> xr.Dataset:
+                       resolved: dict[str, tuple[str, dt.date]], *, seed: int,
+                       claims: Sequence[ClaimTerm] = ()) -> xr.Dataset:
     """Forecasts of `questions` as an ``xarray.Dataset`` over the ``question`` dimension.
 
     Parameters
@@ -78,11 +109,14 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         qualifying event, or by hand), "no" or "annulled" (by hand).
     seed
         Seeds the forward simulation of escalation.
+    claims
+        The claims the posterior was fitted with; when given, also the forecasts without them.
 
     Returns
     -------
     Dataset with ``probability``, ``low``, ``high`` (90% interval), ``status`` ("open", "yes",
-    "no", "annulled") and ``draws`` (question, sample): the per-draw probabilities.
+    "no", "annulled") and ``draws`` (question, sample): the per-draw probabilities; with
+    `claims`, ``without_claims`` (question) and the reweighting's ``claims_pareto_k`` in attrs.
     """
     scenarios = list(series.scenario.values)
     last = max((q.deadline for q in questions), default=as_of)
@@ -106,7 +140,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         status.append(state or "open")
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])
-    return xr.Dataset(
+    result = xr.Dataset(
         {
             "probability": ("question", draws.mean(axis=1)),
             "low": ("question", low),
@@ -119,6 +153,11 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         },
         coords={"question": [q.id for q in questions]},
     )
+    if claims:
+        log_weights, k = claims_log_weights(posterior, series, claims)
+        result["without_claims"] = ("question", np.clip(draws @ np.exp(log_weights), 0, 1))
+        result.attrs["claims_pareto_k"] = k
+    return result
 
 
 def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: dt.date,

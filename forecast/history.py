@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 
 RUN_FIELDS = ("run_id", "inputs_hash", "as_of", "seed", "draws", "tune", "chains", "data_hash",
               "priors_hash", "code_version", "posterior_file", "r_hat_max", "ess_bulk_min",
-              "divergences", "worst", "converged", "allow_unconverged", "simulated")
+              "divergences", "worst", "converged", "allow_unconverged", "simulated",
+              "claims_pareto_k")
 
 SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment", "model_weight",
                      "judgment_weight", "extremize", "run_id", "as_of", "forced")
@@ -96,6 +97,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_SCHEMA)
         # stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
         con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR")
+        # and before they kept the forecasts without the claims (`forecast.forecasts`)
+        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS claims_pareto_k DOUBLE")
+        con.execute("ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS without_claims DOUBLE")
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
@@ -108,11 +112,13 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
     con.execute(f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES "
                 f"({', '.join('?' * len(RUN_FIELDS))}) "
                 "ON CONFLICT (run_id) DO UPDATE SET inputs_hash = excluded.inputs_hash",
-                [run[f] for f in RUN_FIELDS])
+                [run.get(f) for f in RUN_FIELDS])  # NOT NULL columns refuse a missing field
     con.executemany(
-        "INSERT INTO forecasts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO forecasts (run_id, question, scenario, deadline, probability, low, high, "
+        "status, without_claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [[run["run_id"], f["question"], f["scenario"], f["deadline"], f["probability"],
-          f["interval"][0], f["interval"][1], f["status"]] for f in forecasts])
+          f["interval"][0], f["interval"][1], f["status"], f.get("without_claims")]
+         for f in forecasts])
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -158,8 +164,11 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
         "question": r["question"], "scenario": r["scenario"], "deadline": r["deadline"],
         "as_of": r["as_of"], "probability": r["probability"], "interval": [r["low"], r["high"]],
         "status": r["status"],
+        # the forecast without the document's claims; None for runs recorded before it was kept
+        "without_claims": r.get("without_claims"),
         "diagnostics": {"r_hat_max": r["r_hat_max"], "ess_bulk_min": r["ess_bulk_min"],
-                        "divergences": r["divergences"], "converged": r["converged"]},
+                        "divergences": r["divergences"], "converged": r["converged"],
+                        "claims_pareto_k": r.get("claims_pareto_k")},
         "allow_unconverged": r["allow_unconverged"], "simulated": r["simulated"],
         "run_id": r["run_id"], "seed": r["seed"], "data_hash": r["data_hash"],
         "priors_hash": r["priors_hash"], "code_version": r["code_version"],

@@ -126,12 +126,12 @@ class ModelConfig:
 
     rho: tuple[float, float] = (8.0, 2.0)  # Beta: persistent escalation, mean 0.8
     mu_sd: float = 2.0  # Normal(0, .) on log weekly indicator count in an average week
-    lambda_sd: float = 1.0  # HalfNormal: indicator loading on escalation
+    lambda_sd: float = 1.0  # HalfNormal: indicator loading per stationary sd of escalation
     phi_sd: float = 1.0  # HalfNormal: NegBin overdispersion 1/alpha (0 is Poisson)
     level_mu: float = -4.5  # Normal(., level_mu_sd): mean log weekly rate of a channel that is on
     level_mu_sd: float = 1.0
     level_sd: float = 0.7  # HalfNormal: spread of the scenarios' log rates around their mean
-    log_gamma_mu: float = float(np.log(0.3))  # Normal(., 0.7): scenarios' loading, log scale
+    log_gamma_mu: float = float(np.log(0.5))  # Normal(., 0.7): scenarios' loading per sd, log
     log_gamma_sd: float = 0.5  # fixed spread of the log loadings around their pooled mean
     retaliation: tuple[float, float] = (1.0, 1.0)  # Beta: P(Moscow retaliates at all)
     channel_mu_sd: float = 1.5  # Normal(0, .): mean logit P(channel on | retaliation)
@@ -173,7 +173,10 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             x, x_mean = pt.zeros(n_weeks), 0.0
         if indicators and config.escalation:
             y = data["indicator_events"]
-            lam = pm.HalfNormal("lambda", config.lambda_sd, dims="indicator")
+            # per stationary sd of x, so that a persistent path (rho near 1, wide swings) does
+            # not make every loading a huge swing in the counts (`_scenario_rates` likewise)
+            loading = pm.HalfNormal("indicator_loading", config.lambda_sd, dims="indicator")
+            lam = pm.Deterministic("lambda", loading * pt.sqrt(1 - rho**2), dims="indicator")
             level = pm.Normal("indicator_level", 0.0, config.mu_sd, dims="indicator")
             mu = pm.Deterministic("mu", level - lam * x_mean, dims="indicator")
             phi = pm.HalfNormal("phi", config.phi_sd, dims="indicator")
@@ -181,7 +184,8 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             pm.Potential("indicator_likelihood",
                          negative_binomial_logp(y, log_mean, 1 / phi, seen))
 
-        beta, gamma = _scenario_rates(config, n_scenarios, x_mean)
+        beta, gamma = _scenario_rates(config, n_scenarios, x_mean,
+                                      pt.sqrt(1 - rho**2) if config.escalation else 1.0)
         log_rate = beta[:, None] + gamma[:, None] * x  # (scenario, week)
         if config.never_fraction:
             q = pm.Beta("retaliation", *config.retaliation)
@@ -220,11 +224,12 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
     return model
 
 
-def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean):
-    """beta (log weekly rate at x = 0) and gamma (loading on escalation) of every scenario."""
+def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean, per_sd):
+    """beta (log weekly rate at x = 0) and gamma (loading on escalation, per unit of x) of every
+    scenario; the loadings' prior is per stationary sd of x (`per_sd` = sqrt(1 - rho^2))."""
     if config.escalation:
         offset = pm.Normal("gamma_offset", 0.0, 1.0, dims="scenario")
-        gamma = pm.Deterministic("gamma", pt.exp(
+        gamma = pm.Deterministic("gamma", per_sd * pt.exp(
             pm.Normal("log_gamma_mean", config.log_gamma_mu, 0.7)
             + config.log_gamma_sd * offset), dims="scenario")
     else:

@@ -20,27 +20,30 @@ from forecast.forecasts import QuestionSpec, draws_of, fitted_rates, forecast_qu
 from forecast.model import ModelConfig, build_model, claim_probability, claim_windows
 from forecast.priors import Priors
 from forecast.series import make_series
-from forecast.update import claim_terms
+from forecast.update import claim_terms, questions
 from forecast.workspace import atomic_file, read_posterior
 
 PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 
 
 def claims_only_posterior(priors: Priors, cache_dir: Path,
-                          sampler: SamplerConfig = PRIOR_SAMPLER) -> xr.DataTree:
-    """The model fitted to the claims alone (one week without data: no likelihood), cached in
-    `cache_dir` by the priors' digest, the code version and the sampler settings. Its
-    ``constant_data`` is that empty week; its attrs hold the diagnostics."""
+                          sampler: SamplerConfig = PRIOR_SAMPLER, *,
+                          with_claims: bool = True) -> xr.DataTree:
+    """The model fitted to the claims alone (one week without data: no likelihood), or with
+    `with_claims` False to nothing (the broad priors alone), cached in `cache_dir` by the priors'
+    digest, the code version and the sampler settings. Its ``constant_data`` is that empty week;
+    its attrs hold the diagnostics."""
     from forecast.update import code_version
 
-    cache = cache_dir / (f"claims-only-{priors.digest()[:16]}-{code_version()}-"
+    kind = "claims-only" if with_claims else "no-claims"
+    cache = cache_dir / (f"{kind}-{priors.digest()[:16]}-{code_version()}-"
                          f"{sampler.draws}-{sampler.tune}-{sampler.chains}-{sampler.seed}.nc")
     if cache.is_file():
         return read_posterior(cache, "then it is sampled again when needed")
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
     series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
-    model = build_model(series, claim_terms(priors), ModelConfig())
+    model = build_model(series, claim_terms(priors) if with_claims else (), ModelConfig())
     tree = sample(model, sampler)
     diagnostics = diagnose(tree, gated(model))
     out = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset(),
@@ -56,9 +59,7 @@ def prior_predictive(priors: Priors, cache_dir: Path) -> list[dict]:
     """Per claim: the model's prior mean and 90% interval of the claimed probability, and the
     prior fit's diagnostics (sampled once per priors version, see `claims_only_posterior`)."""
     tree = claims_only_posterior(priors, cache_dir)
-    a = tree.attrs
-    diagnostics = Diagnostics(float(a["r_hat_max"]), float(a["ess_bulk_min"]),
-                              int(a["divergences"]), str(a["worst"])).as_dict()
+    diagnostics = _diagnostics(tree)
     rows = claim_probabilities(priors, tree.posterior.to_dataset(),
                                tree["constant_data"].to_dataset())
     return [{**r, "diagnostics": diagnostics} for r in rows]
@@ -73,6 +74,34 @@ def claims_only_forecasts(priors: Priors, cache_dir: Path, questions: list[Quest
                                 questions, as_of, {}, seed=seed)
     return {str(q): float(p) for q, p in zip(result.question.values, result.probability.values,
                                               strict=True)}
+
+
+def _diagnostics(tree: xr.DataTree) -> dict:
+    """The diagnostics kept in a cached fit's attrs (NetCDF may read them back as text)."""
+    a = tree.attrs
+    return Diagnostics(float(a["r_hat_max"]), float(a["ess_bulk_min"]), int(a["divergences"]),
+                       str(a["worst"])).as_dict()
+
+
+def question_priors(priors: Priors, cache_dir: Path) -> tuple[list[dict], dict[str, dict]]:
+    """Per question, before any event: P(yes) from the claims alone (``claims_only``, the
+    document's forecast) and from the broad priors alone (``no_claims``), for the question's whole
+    window; and the diagnostics of both fits. The gap between the two is what the document says
+    beyond the model's weakly informative priors."""
+    specs = questions(priors)
+    as_of = min((q.opened for q in specs), default=dt.date.today()) - dt.timedelta(days=1)
+    rows = {q.id: {"question": q.id, "scenario": q.scenario, "deadline": q.deadline}
+            for q in specs}
+    diagnostics = {}
+    for kind, with_claims in (("claims_only", True), ("no_claims", False)):
+        tree = claims_only_posterior(priors, cache_dir, with_claims=with_claims)
+        result = forecast_questions(tree.posterior.to_dataset(),
+                                    tree["constant_data"].to_dataset(), specs, as_of, {},
+                                    seed=PRIOR_SAMPLER.seed)
+        for q, p in zip(result.question.values, result.probability.values, strict=True):
+            rows[str(q)][kind] = float(p)
+        diagnostics[kind] = _diagnostics(tree)
+    return list(rows.values()), diagnostics
 
 
 def claim_probabilities(priors: Priors, posterior: xr.Dataset,

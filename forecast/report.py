@@ -156,12 +156,17 @@ def _change(row: dict, previous: dict[str, dict]) -> str:
 
 def _headline(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
     doc.heading(2, "Headline")
-    doc.table(["question", "P(yes)", "90% interval", "change since previous update", "deadline",
-               "status"],
+    doc.table(["question", "P(yes)", "90% interval", "without the claims",
+               "change since previous update", "deadline", "status"],
               [[r["question"], percent(r["probability"]),
                 f"{percent(r['interval'][0])} – {percent(r['interval'][1])}",
+                "–" if r["without_claims"] is None else percent(r["without_claims"]),
                 _change(r, previous), str(r["deadline"]), _status(r["status"])] for r in rows],
-              numeric=frozenset({1, 3}))
+              numeric=frozenset({1, 3, 4}))
+    doc.para("“Without the claims”: the same forecast from the events alone, without the "
+             "document's claims (the posterior reweighted by Pareto-smoothed importance "
+             "sampling, or refitted when that is unreliable): how much of each number rests "
+             "on the document.")
 
 
 def _status(status: str) -> str:

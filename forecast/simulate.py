@@ -39,11 +39,14 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     rho = rng.beta(*config.rho)
     innovation = rng.standard_normal(n_weeks)
     mean_x = escalation_path(rho, innovation).mean()
-    lam = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
+    per_sd = np.sqrt(1 - rho**2)  # loadings are drawn per stationary sd of x
+    loading = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
+    lam = loading * per_sd
     mu = rng.normal(0.0, config.mu_sd, n_indicators) - lam * mean_x
     phi = np.abs(rng.normal(0.0, config.phi_sd, n_indicators))
     log_gamma_mean = rng.normal(config.log_gamma_mu, 0.7)
-    gamma = np.exp(log_gamma_mean + config.log_gamma_sd * rng.standard_normal(n_scenarios))
+    gamma = per_sd * np.exp(log_gamma_mean
+                            + config.log_gamma_sd * rng.standard_normal(n_scenarios))
     level_mean = rng.normal(config.level_mu, config.level_mu_sd)
     level_sd = abs(rng.normal(0.0, config.level_sd))
     level = level_mean + level_sd * rng.standard_normal(n_scenarios)
@@ -52,7 +55,8 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     channel = 1 / (1 + np.exp(-(channel_mean + channel_sd
                                 * rng.standard_normal(n_scenarios))))
     return {
-        "rho": rho, "innovation": innovation, "lambda": lam, "mu": mu, "phi": phi,
+        "rho": rho, "innovation": innovation, "indicator_loading": loading, "lambda": lam,
+        "mu": mu, "phi": phi,
         "log_gamma_mean": log_gamma_mean, "gamma": gamma,
         "scenario_level_mean": level_mean, "scenario_level_sd": level_sd,
         "beta": level - gamma * mean_x,

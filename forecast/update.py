@@ -163,28 +163,43 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                 return UpdateResult(history.find_run(con, run_id) or {},
                                     history.question_rows(con, run_id=run_id), True)
 
+        import numpy as np
+
         from forecast.fit import diagnose, gated, sample
-        from forecast.forecasts import forecast_questions
+        from forecast.forecasts import PARETO_K_MAX, forecast_questions
         from forecast.model import ModelConfig, build_model
 
-        model = build_model(series, claim_terms(priors), ModelConfig())
+        claims = claim_terms(priors)
+        model = build_model(series, claims, ModelConfig())
         tree = sample(model, sampler)
         diagnostics = diagnose(tree, gated(model))
         if not allow_unconverged:
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
-                                    as_of, resolved, seed=sampler.seed)
+                                    as_of, resolved, seed=sampler.seed, claims=claims)
+        k = result.attrs.get("claims_pareto_k", 0.0)
+        if k > PARETO_K_MAX:
+            # the claims move the posterior too far for reweighting: fit without them, and say
+            # nothing (NaN) if that fit fails the gate
+            bare_model = build_model(series, (), ModelConfig())
+            bare = sample(bare_model, sampler)
+            result["without_claims"] = forecast_questions(
+                bare.posterior.to_dataset(), series, questions(priors), as_of, resolved,
+                seed=sampler.seed).probability.where(diagnose(bare, gated(bare_model)).converged)
         posterior_file = f"posteriors/{run_id}.nc"
         run = {**identity, "run_id": run_id, "inputs_hash": fingerprint,
                "posterior_file": posterior_file,
                **asdict(diagnostics), "converged": diagnostics.converged,
-               "allow_unconverged": allow_unconverged, "simulated": ws.config.example}
+               "allow_unconverged": allow_unconverged, "simulated": ws.config.example,
+               "claims_pareto_k": k}
         # the priors are kept beside the posterior, so that a later explanation can refit with them
         _save_posterior(ws.root / posterior_file, tree, series,
                         {**run, "priors_files": json.dumps(priors.files())})
         rows = [{"question": str(q), "scenario": str(f.scenario.item()),
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),
-                 "interval": [float(f.low), float(f.high)], "status": str(f.status.item())}
+                 "interval": [float(f.low), float(f.high)], "status": str(f.status.item()),
+                 "without_claims": float(f.without_claims)
+                 if claims and np.isfinite(f.without_claims) else None}
                 for q, f in ((q, result.sel(question=q)) for q in result.question.values)]
         with store(ws) as con:
             with transaction(con):

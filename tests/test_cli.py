@@ -234,7 +234,8 @@ def test_update_gate_refuses_a_starved_fit_and_allow_unconverged_marks_it(runner
     for r in rows:
         assert set(r) >= {"question", "scenario", "deadline", "as_of", "probability", "interval",
                           "diagnostics"}
-        assert set(r["diagnostics"]) == {"r_hat_max", "ess_bulk_min", "divergences", "converged"}
+        assert set(r["diagnostics"]) == {"r_hat_max", "ess_bulk_min", "divergences", "converged",
+                                         "claims_pareto_k"}
         assert r["diagnostics"]["converged"] is False and r["allow_unconverged"] is True
         assert r["simulated"] is True
         low, high = r["interval"]
@@ -274,6 +275,12 @@ def test_priors_check_shows_the_models_prior_next_to_each_claim(runner, workspac
     # the claims pull the model's prior where they point
     assert by_id["no-direct-strike"]["mean"] < 0.3 < by_id["hybrid-will-act"]["mean"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # per question, the document's forecast beside the broad priors' (both fits pass the gate)
+    assert all(d["converged"] for d in data["questions_diagnostics"].values())
+    asked = {q["question"]: q for q in data["questions"]}
+    assert all(0 <= q["claims_only"] <= 1 and 0 <= q["no_claims"] <= 1 for q in asked.values())
+    for question in ("any-retaliation-by-2027-12-31", "hybrid-retaliation-by-2027-12-31"):
+        assert asked[question]["claims_only"] > asked[question]["no_claims"] + 0.05
     cached = _run(runner, workspace, "priors", "check", "--json")
     assert json.loads(cached.stdout) == data
     assert list(workspace.posteriors_dir.glob("claims-only-*.nc"))

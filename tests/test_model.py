@@ -119,8 +119,8 @@ def test_the_model_has_the_designs_parameters():
     claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0, AS_OF - dt.timedelta(weeks=4))]
     model = build_model(series, claims)
     assert {v.name for v in model.free_RVs} == {
-        "rho", "escalation_deviation", "escalation_level", "indicator_level", "lambda", "phi",
-        "gamma_offset", "log_gamma_mean", "scenario_level_offset", "scenario_level_mean",
+        "rho", "escalation_deviation", "escalation_level", "indicator_level", "indicator_loading",
+        "phi", "gamma_offset", "log_gamma_mean", "scenario_level_offset", "scenario_level_mean",
         "scenario_level_sd", "retaliation", "channel_offset", "channel_logit_mean",
         "channel_logit_sd"}
     assert {"escalation_prior", "scenario_likelihood", "claims"} <= {
@@ -338,3 +338,27 @@ def test_a_simulated_world_written_as_gdelt2_imports_event_for_event(tmp_path):
         (stored,) = con.execute("SELECT coalesce(sum(1 + duplicates), 0) FROM events "
                                 "WHERE event_code = ?", [code]).fetchone()
         assert stored == world.series[var].sum() > 0
+
+
+@pytest.mark.slow
+def test_the_forecast_without_claims_matches_a_fit_without_them():
+    """The reweighted draws (PSIS) give what a fit without the claims gives, within Monte Carlo
+    error; the claims themselves moved the forecast, so the check can fail."""
+    series = _series({"a": [0] * 30 + [1] + [0] * 9, "b": [0] * 40})
+    claims = [ClaimTerm("b-likely", ("b",), 26.0, 3.0, 1.5)]  # Beta(3, 1.5): mean 2/3
+    questions = [_question("a"), _question("b")]
+    config = ModelConfig(escalation=False)
+    sampler = SamplerConfig(draws=2000, tune=1000, seed=8)
+    tree, diag = _fit(series, config, claims, sampler)
+    bare, bare_diag = _fit(series, config, (), sampler)
+    assert diag.converged and bare_diag.converged
+    with_claims = forecast_questions(tree.posterior.to_dataset(), series, questions, AS_OF, {},
+                                     seed=0, claims=claims)
+    refit = forecast_questions(bare.posterior.to_dataset(), series, questions, AS_OF, {}, seed=0)
+    assert with_claims.attrs["claims_pareto_k"] < 0.7
+    mc_error = np.hypot(with_claims.draws.std("sample"), refit.draws.std("sample")) / np.sqrt(
+        min(diag.ess_bulk_min, bare_diag.ess_bulk_min) / 2)  # /2: importance weights cost ESS
+    np.testing.assert_array_less(abs(with_claims.without_claims - refit.probability),
+                                 4 * mc_error)
+    assert with_claims.probability.sel(question="b-q") > refit.probability.sel(
+        question="b-q") + 8 * mc_error.sel(question="b-q")

@@ -47,7 +47,8 @@ def test_the_reports_numbers_are_those_of_show_json(report):
         low, high = row["interval"]
         assert cells[1] == f"{row['probability']:.1%}"
         assert cells[2] == f"{low:.1%} – {high:.1%}"
-        assert cells[4] == str(row["deadline"])
+        assert cells[3] == f"{row['without_claims']:.1%}"
+        assert cells[5] == str(row["deadline"])
 
 
 @pytest.mark.slow
