@@ -845,18 +845,24 @@ def _score_lines(overall: dict[str, Any], what: str, label: str = "") -> None:
               help="The rolling questions' horizons, in weeks.")
 @click.option("--window", type=click.IntRange(min=8), default=52, show_default=True,
               help="Weeks of history each fit sees.")
-@sampler_options(draws=1000)
+@sampler_options()
+@click.option("--allow-unconverged", is_flag=True,
+              help="Score steps whose fit fails the diagnostics gate (counted) instead of "
+                   "refitting once and then dropping them.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the model's reliability diagram as a PNG.")
 @output_options
 @click.pass_context
 def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: int, draws: int,
-             tune: int, chains: int, seed: int, plot: Path | None, as_json: bool) -> None:
+             tune: int, chains: int, seed: int, allow_unconverged: bool, plot: Path | None,
+             as_json: bool) -> None:
     """Replay the event history and score the forecasts it would have made.
 
-    At each step the model is fitted to the events known then and asked whether each scenario
-    happens in the next h weeks; later events resolve these questions. The claims alone and each
-    scenario's base rate are scored beside it, in the same run.
+    At each step the model is fitted to the events known then (with the update's sampler
+    settings) and asked whether each scenario happens in the next h weeks; later events resolve
+    these questions. The claims alone and each scenario's base rate are scored beside it, in the
+    same run. A step whose fit fails the gate is refitted with the next seed, then dropped for
+    every method and counted.
     """
     from forecast import scoring
     from forecast.evaluate import backtest as run_backtest
@@ -876,12 +882,15 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
                    "(one fit each)...", err=True)
 
         def progress(done: int, total: int, diagnostics) -> None:
-            flag = "" if diagnostics.converged else "  (did not pass the gate)"
+            flag = "" if diagnostics.converged else (
+                "  (did not pass the gate: scored)" if allow_unconverged
+                else "  (did not pass the gate twice: dropped)")
             click.echo(f"  step {done}/{total}{flag}", err=True)
 
         result = run_backtest(con, priors, bp, sampler=SamplerConfig(draws=draws, tune=tune,
                                                                      chains=chains, seed=seed),
-                              cache_dir=ws.posteriors_dir, progress=progress)
+                              cache_dir=ws.posteriors_dir,
+                              allow_unconverged=allow_unconverged, progress=progress)
     if plot is not None:
         scoring.plot_reliability(result["methods"]["model"]["calibration"], plot,
                                  title=f"Backtest reliability ({result['questions']} questions)")
@@ -897,10 +906,13 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
     skill = result["brier_skill"]
     click.echo("Brier skill of the model: " + ", ".join(
         f"{v:+.1%} vs {k.replace('_', ' ')}" for k, v in skill.items() if v is not None))
+    steps = len(result["steps"])
+    if result["dropped"]:
+        click.echo(f"warning: {len(result['dropped'])} of {steps} steps dropped (their fit failed "
+                   f"the diagnostics gate twice): {', '.join(result['dropped'])}", err=True)
     if result["unconverged"]:
-        click.echo(f"warning: {result['unconverged']} of {len(result['steps'])} fits did not pass "
-                   "the diagnostics gate (raise --draws/--tune); they are scored all the same",
-                   err=True)
+        click.echo(f"warning: {result['unconverged']} of {steps} steps scored although their fit "
+                   "failed the diagnostics gate (--allow-unconverged)", err=True)
 
 
 def _weeks(text: str, param: str) -> int:

@@ -27,9 +27,8 @@ from forecast.fit import (
     Diagnostics,
     SamplerConfig,
     compile_model,
-    diagnose,
     gated,
-    sample_compiled,
+    sample_gated,
 )
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import ModelConfig, build_model, model_data
@@ -110,17 +109,22 @@ def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date 
 
 
 def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: BacktestPlan, *,
-             sampler: SamplerConfig, cache_dir: Path,
+             sampler: SamplerConfig, cache_dir: Path, allow_unconverged: bool = False,
              progress: Callable[[int, int, Diagnostics], None] | None = None) -> dict[str, Any]:
     """Replay the plan's steps; score the model and both baselines on the resolved questions.
+
+    A step whose fit fails the diagnostics gate is fitted again with the next seed; if that
+    fails too, the step is dropped for every method (a forecast the update would refuse is not
+    scored), unless `allow_unconverged`: then it is scored and counted.
 
     Returns
     -------
     dict with ``forecasts`` (one row per step and question: ``as_of``, ``scenario``,
     ``horizon_weeks``, ``deadline``, ``outcome`` and each method's probability), ``methods``
     (`scoring.summarise` of each method's forecasts, without the per-question rows),
-    ``brier_skill`` (1 - Brier of the model / Brier of each baseline), ``unconverged`` (steps
-    whose fit failed the gate; they are scored all the same) and the plan.
+    ``brier_skill`` (1 - Brier of the model / Brier of each baseline), ``refitted`` (steps fitted
+    twice), ``dropped`` (the as-of days of steps dropped), ``unconverged`` (steps scored although
+    their fit failed the gate) and the plan.
     """
     bp = backtest_plan
     full = weekly_series(con, priors.scenarios, as_of=bp.data_end,
@@ -135,7 +139,7 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
     claims_only = claims_only_forecasts(priors, cache_dir, _asked(members, bp.horizons, t0), t0,
                                         seed=sampler.seed)
     compiled, claims = None, claim_terms(priors)
-    rows, unconverged = [], 0
+    rows, refitted, dropped, unconverged = [], 0, [], 0
     for k, t in enumerate(bp.steps):
         i = where[t]
         fitted = window(full, i, bp.window)
@@ -143,8 +147,15 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
             model = build_model(fitted, claims, ModelConfig())
             names = gated(model)
             compiled = compile_model(model)
-        tree = sample_compiled(compiled, sampler, data=model_data(fitted, claims))
-        diagnostics = diagnose(tree, names)
+        tree, diagnostics, fits = sample_gated(compiled, names, sampler,
+                                               model_data(fitted, claims),
+                                               attempts=1 if allow_unconverged else 2)
+        refitted += fits > 1
+        if progress is not None:
+            progress(k + 1, len(bp.steps), diagnostics)
+        if not diagnostics.converged and not allow_unconverged:
+            dropped.append(str(t))
+            continue
         unconverged += not diagnostics.converged
         result = forecast_questions(tree.posterior.to_dataset(), fitted,
                                     _asked(members, bp.horizons, t), t, {}, seed=sampler.seed)
@@ -162,8 +173,10 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
                              "model": float(result.probability.sel(question=ident)),
                              "claims_only": claims_only[ident],
                              "base_rate": float(1 - (1 - rate) ** h)})
-        if progress is not None:
-            progress(k + 1, len(bp.steps), diagnostics)
+    if not rows:
+        raise NotAvailableError(
+            f"every step's fit failed the diagnostics gate twice ({len(dropped)} dropped): "
+            "raise --draws/--tune, or pass --allow-unconverged to score them anyway")
     methods = {}
     for m in METHODS:
         summary = scoring.summarise([{"question": f"{r['scenario']}-{r['horizon_weeks']}w",
@@ -173,7 +186,8 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
     brier = {m: methods[m]["overall"]["brier"] for m in METHODS}
     return {"steps": [str(t) for t in bp.steps], "horizons_weeks": list(bp.horizons),
             "window_weeks": bp.window, "data": [str(bp.data_start), str(bp.data_end)],
-            "questions": len(rows), "unconverged": unconverged,
+            "questions": len(rows), "refitted": refitted, "dropped": dropped,
+            "unconverged": unconverged,
             "sampler": {"draws": sampler.draws, "tune": sampler.tune, "chains": sampler.chains,
                         "seed": sampler.seed},
             "methods": methods,

@@ -81,6 +81,21 @@ def sample_compiled(compiled: Any, config: SamplerConfig,
                          adaptation=config.adaptation, progress_bar=False, save_warmup=False)
 
 
+def sample_gated(compiled: Any, names: list[str], config: SamplerConfig,
+                 data: dict[str, Any] | None = None, *, attempts: int = 2
+                 ) -> tuple[xr.DataTree, Diagnostics, int]:
+    """Sample, and while the fit fails the gate sample again with the next seed, up to
+    `attempts` fits in all (for backtests: a failing step is refitted, then dropped and
+    counted). Returns the last fit, its diagnostics and the number of fits made."""
+    for attempt in range(1, attempts + 1):
+        seeded = SamplerConfig(**{**asdict(config), "seed": config.seed + attempt - 1})
+        tree = sample_compiled(compiled, seeded, data)
+        diagnostics = diagnose(tree, names)
+        if diagnostics.converged:
+            break
+    return tree, diagnostics, attempt
+
+
 def sample(model: pm.Model, config: SamplerConfig) -> xr.DataTree:
     """Compile `model` and sample it."""
     return sample_compiled(compile_model(model), config)

@@ -112,7 +112,7 @@ def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
     result = runner.invoke(main, ["--workspace", str(fitted_example), "backtest", "--start",
                                   "2026-05-01", "--step", "13w", "--horizons", "4,13",
                                   "--window", "12", "--draws", "100", "--tune", "100",
-                                  "--json", "--plot", str(plot)])
+                                  "--allow-unconverged", "--json", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["steps"] == ["2026-07-26", "2026-10-25"]
@@ -132,6 +132,21 @@ def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
     finally:
         con.close()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["unconverged"] == 2 and data["dropped"] == [] and data["refitted"] == 0
+
+
+@pytest.mark.slow
+def test_a_backtest_refits_a_failing_step_then_drops_it(runner, fitted_example):
+    """200 draws cannot pass the gate (bulk ESS >= 400): each step is fitted twice, then
+    dropped; with every step dropped there is nothing to score."""
+    result = runner.invoke(main, ["--workspace", str(fitted_example), "backtest", "--start",
+                                  "2026-05-01", "--step", "13w", "--horizons", "4",
+                                  "--window", "12", "--draws", "100", "--tune", "100"])
+    assert result.exit_code == 1
+    assert result.stderr.count("did not pass the gate twice: dropped") == 2
+    assert result.stderr.endswith("Error: every step's fit failed the diagnostics gate twice "
+                                  "(2 dropped): raise --draws/--tune, or pass "
+                                  "--allow-unconverged to score them anyway\n")
 
 
 @pytest.mark.slow
@@ -147,7 +162,8 @@ def test_a_backtest_forecast_uses_only_the_events_known_on_its_day(fitted_exampl
                                step_weeks=1, horizons=(26,), window=12)
             assert bp.steps == [dt.date(2026, 5, 3), dt.date(2026, 5, 10)]
             return evaluate.backtest(con, load_priors(root / "priors"), bp, sampler=sampler,
-                                     cache_dir=root / "posteriors")["forecasts"]
+                                     cache_dir=root / "posteriors",
+                                     allow_unconverged=True)["forecasts"]
         finally:
             con.close()
 

@@ -40,9 +40,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from forecast.fit import SamplerConfig, compile_model, diagnose, gated
+from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
-from forecast.model import ModelConfig, build_model
+from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_posterior
 from forecast.priors import Priors, load_priors
 from forecast.scenarios import all_indicators
@@ -50,7 +50,6 @@ from forecast.series import week_ends, window
 from forecast.simulate import World, draw_parameters, simulate_world
 from forecast.update import claim_terms
 from forecast.workspace import bundled_priors
-from validation.common import refit
 
 START, WEEKS = dt.date(2024, 7, 7), 104
 STEPS = (26, 52, 78)
@@ -133,13 +132,9 @@ class Fitter:
             model = build_model(series, claims, ModelConfig())
             self.compiled[key] = (compile_model(model), gated(model))
         compiled, names = self.compiled[key]
-        for attempt in range(2):
-            sampler = SamplerConfig(**{**self.sampler.__dict__,
-                                       "seed": self.sampler.seed + attempt})
-            tree = refit(compiled, series, sampler, claims)
-            if diagnose(tree, names).converged:
-                return tree.posterior.to_dataset(), attempt
-        return None, 2
+        tree, diagnostics, fits = sample_gated(compiled, names, self.sampler,
+                                               model_data(series, claims))
+        return (tree.posterior.to_dataset() if diagnostics.converged else None), fits - 1
 
 
 def run_world(family: str, seed: int, priors: Priors, fitter: Fitter, claims_prior) -> dict:
