@@ -17,6 +17,12 @@ Indicators (negative binomial with the week's event volume E_t as exposure)::
 
     y_kt ~ NegBin(mean = E_t / mean(E) * exp(mu_k + lambda_k * x_t), overdispersion phi_k)
 
+The loadings' priors are per stationary sd of x: lambda_k = l_k sqrt(1 - rho^2) with
+l_k ~ HalfNormal(1) (``indicator_loading``), and likewise the scenarios' gamma_s below. Per unit of
+x, a persistent path (rho near 1 swings over +-2 / sqrt(1 - rho^2)) made the prior's worlds
+implausible: indicators averaging thousands of events a week from a feed of 150, and fits on them
+that failed the gate on the loadings.
+
 Retaliation and the scenario channels. R = 1 if Moscow retaliates at all, P(R = 1) = q
 (``retaliation``); given R = 1, channel s is used (z_s = 1) with probability pi_s (``channel``);
 given R = 0 no channel is. An event of channel s is a Poisson process with weekly rate
@@ -33,7 +39,7 @@ that dependence (`forecast.forecasts`).
 Partial pooling (each scenario alone has a handful of events)::
 
     beta_s  = scenario_level_mean + scenario_level_sd * offset_s    (at x = m, see below)
-    log gamma_s = log_gamma_mean + 0.5 * offset_s
+    log gamma_s = log_gamma_mean + 0.5 * offset_s + log sqrt(1 - rho^2)
     logit pi_s = channel_logit_mean + channel_logit_sd * offset_s
 
 all non-centred. The loadings' spread is fixed (0.5: a factor of about 2.7 either way at 2 sd)
@@ -106,6 +112,14 @@ import xarray as xr
 #: Free variables the diagnostics gate does not judge: placeholders that reach the model only
 #: through a deterministic the gate judges instead (``escalation``, on the seen weeks).
 UNJUDGED = frozenset({"escalation_deviation", "escalation_level"})
+
+
+#: Added to every overdispersion: the written-out negative binomial subtracts log-gamma values of
+#: 1 / phi, and as phi -> 0 their rounding error grows without bound (at phi ~ 1e-120 it made a
+#: log-density of 1e111 that trapped a chain on sparse real data, with 2 seeds of 6). With it,
+#: 1 / phi <= 1e4 and the error stays below 1e-10; an overdispersion of 1e-4 is a Poisson for
+#: any count seen here.
+PHI_FLOOR = 1e-4
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,7 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             phi = pm.HalfNormal("phi", config.phi_sd, dims="indicator")
             log_mean = data["log_exposure"] + mu[:, None] + lam[:, None] * x  # (indicator, week)
             pm.Potential("indicator_likelihood",
-                         negative_binomial_logp(y, log_mean, 1 / phi, seen))
+                         negative_binomial_logp(y, log_mean, 1 / (phi + PHI_FLOOR), seen))
 
         beta, gamma = _scenario_rates(config, n_scenarios, x_mean,
                                       pt.sqrt(1 - rho**2) if config.escalation else 1.0)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from forecast.model import ModelConfig
+from forecast.model import PHI_FLOOR, ModelConfig
 from forecast.series import make_series
 
 #: Event volume of an average week among the region's actors in the simulated feed.
@@ -100,7 +100,7 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
     exposure = volume / volume.mean()
     mean = exposure * np.exp(params["mu"][:, None] + params["lambda"][:, None] * x)
     # NegBin(mean, alpha = 1/phi) as a Poisson-Gamma mixture
-    shape = 1 / np.maximum(params["phi"][:, None], 1e-9)
+    shape = 1 / (params["phi"][:, None] + PHI_FLOOR)
     indicator = rng.poisson(rng.gamma(shape, mean / shape))
     rate = np.exp(params["beta"][:, None] + params["gamma"][:, None] * x)
     scenario = rng.poisson(params["on"][:, None] * rate)

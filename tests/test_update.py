@@ -11,13 +11,12 @@ DATA = ROOT / "tests" / "data"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 14 target not yet met reliably: the full suite's "
-                   "run had 1 divergence in 4000 draws (standalone runs with seeds 1, 2 and the "
-                   "default passed); the gate is all-or-nothing on divergences")
 def test_sparse_real_data_pass_the_gate_at_default_settings(runner, tmp_path):
     """The README's native sample with the GDELT samples: long stretches of weeks without any
     event. Before the gaps were integrated out, every update failed the gate (R-hat 1.03, bulk
-    ESS 70 on the escalation in a week with no data), even with --tune 2000 --draws 4000."""
+    ESS 70 on the escalation in a week with no data), even with --tune 2000 --draws 4000; then
+    one seed in three trapped a chain where the overdispersion's rounding error made the
+    log-density 1e111 (`forecast.model.PHI_FLOOR`)."""
     ws = ["--workspace", str(tmp_path / "ws")]
     assert runner.invoke(main, [*ws, "init"]).exit_code == 0
     files = [DATA / "native-sample.csv", DATA / "gdelt1-sample.tsv",
