@@ -39,14 +39,11 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     rho = rng.beta(*config.rho)
     innovation = rng.standard_normal(n_weeks)
     mean_x = escalation_path(rho, innovation).mean()
-    per_sd = np.sqrt(1 - rho**2)  # loadings are drawn per stationary sd of x
-    loading = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
-    lam = loading * per_sd
+    lam = np.abs(rng.normal(0.0, config.lambda_sd, n_indicators))
     mu = rng.normal(0.0, config.mu_sd, n_indicators) - lam * mean_x
     phi = np.abs(rng.normal(0.0, config.phi_sd, n_indicators))
     log_gamma_mean = rng.normal(config.log_gamma_mu, 0.7)
-    gamma = per_sd * np.exp(log_gamma_mean
-                            + config.log_gamma_sd * rng.standard_normal(n_scenarios))
+    gamma = np.exp(log_gamma_mean + config.log_gamma_sd * rng.standard_normal(n_scenarios))
     level_mean = rng.normal(config.level_mu, config.level_mu_sd)
     level_sd = abs(rng.normal(0.0, config.level_sd))
     level = level_mean + level_sd * rng.standard_normal(n_scenarios)
@@ -55,14 +52,24 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     channel = 1 / (1 + np.exp(-(channel_mean + channel_sd
                                 * rng.standard_normal(n_scenarios))))
     return {
-        "rho": rho, "innovation": innovation, "indicator_loading": loading, "lambda": lam,
-        "mu": mu, "phi": phi,
+        "rho": rho, "innovation": innovation, "lambda": lam, "mu": mu, "phi": phi,
         "log_gamma_mean": log_gamma_mean, "gamma": gamma,
         "scenario_level_mean": level_mean, "scenario_level_sd": level_sd,
         "beta": level - gamma * mean_x,
         "retaliation": rng.beta(*config.retaliation),
         "channel_logit_mean": channel_mean, "channel_logit_sd": channel_sd, "channel": channel,
     }
+
+
+def plausible(world: World) -> bool:
+    """Whether a simulated world looks like a feed the toolkit could meet: every indicator
+    averages fewer events a week than the feed's whole volume, and no scenario fires more than
+    once a week on average. The broad priors allow worlds that fail this (a persistent path
+    with a large loading makes thousands of indicator events a week); validation draws again
+    then, and counts it."""
+    s = world.series
+    return bool((s.indicator_events.mean("week") <= s.volume.mean()).all()
+                and (s.scenario_events.mean("week") <= 1).all())
 
 
 def escalation_path(rho: float, innovation: np.ndarray) -> np.ndarray:

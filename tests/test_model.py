@@ -119,7 +119,7 @@ def test_the_model_has_the_designs_parameters():
     claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0, AS_OF - dt.timedelta(weeks=4))]
     model = build_model(series, claims)
     assert {v.name for v in model.free_RVs} == {
-        "rho", "escalation_deviation", "escalation_level", "indicator_level", "indicator_loading",
+        "rho", "escalation_deviation", "escalation_level", "indicator_level", "lambda",
         "phi", "gamma_offset", "log_gamma_mean", "scenario_level_offset", "scenario_level_mean",
         "scenario_level_sd", "retaliation", "channel_offset", "channel_logit_mean",
         "channel_logit_sd"}

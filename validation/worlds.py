@@ -21,8 +21,10 @@ h = 4, 13, 26 weeks, which the world's later weeks resolve:
   or which channels are on: the escalation path is filtered from the history (indicators and
   scenario events; a particle filter), and P(R), P(on | R) follow from the quiet so far.
 
-A fit that fails the diagnostics gate is refitted once with another seed; if it fails again the
-step is dropped for every method and counted.
+A world that is not plausible (`forecast.simulate.plausible`: an indicator averaging more
+events a week than the feed's volume, or a scenario firing more than once a week) is drawn
+again, and the rejected draws are counted. A fit that fails the diagnostics gate is refitted
+once with another seed; if it fails again the step is dropped for every method and counted.
 
     python validation/worlds.py [--worlds 20] [--out reports/validation]
 """
@@ -47,7 +49,7 @@ from forecast.prior_check import claims_only_posterior
 from forecast.priors import Priors, load_priors
 from forecast.scenarios import all_indicators
 from forecast.series import week_ends, window
-from forecast.simulate import World, draw_parameters, simulate_world
+from forecast.simulate import World, draw_parameters, plausible, simulate_world
 from forecast.update import claim_terms
 from forecast.workspace import bundled_priors
 
@@ -60,13 +62,18 @@ SCENARIO_PARAMS = ("beta", "gamma", "retaliation", "channel")
 
 
 def draw_world(family: str, rng: np.random.Generator, scenarios: list[str],
-               indicators: list[str], claims_prior) -> World:
+               indicators: list[str], claims_prior) -> tuple[World, int]:
+    """A plausible world of the family, and how many implausible ones were drawn before it."""
     weeks = week_ends(START, START + dt.timedelta(weeks=WEEKS))
-    params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS)
-    if family == "claims":
-        j = rng.integers(claims_prior["beta"].shape[0])
-        params |= {k: claims_prior[k][j] for k in SCENARIO_PARAMS}
-    return simulate_world(rng, scenarios, indicators, weeks, params=params)
+    for rejected in range(1000):
+        params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS)
+        if family == "claims":
+            j = rng.integers(claims_prior["beta"].shape[0])
+            params |= {k: claims_prior[k][j] for k in SCENARIO_PARAMS}
+        world = simulate_world(rng, scenarios, indicators, weeks, params=params)
+        if plausible(world):
+            return world, rejected
+    raise RuntimeError("no plausible world in 1000 draws")
 
 
 def oracle(world: World, t: int, members: list[list[int]], rng: np.random.Generator
@@ -141,7 +148,7 @@ def run_world(family: str, seed: int, priors: Priors, fitter: Fitter, claims_pri
     rng = np.random.default_rng(seed)
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
     indicators = list(all_indicators(priors.scenarios))
-    world = draw_world(family, rng, scenarios, indicators, claims_prior)
+    world, rejected = draw_world(family, rng, scenarios, indicators, claims_prior)
     asked = {s: list(spec.union or (s,)) for s, spec in priors.scenarios.items()}
     members = [[scenarios.index(m) for m in ms] for ms in asked.values()]
     weeks = world.series.week.values.astype("datetime64[D]").astype(dt.date)
@@ -176,6 +183,7 @@ def run_world(family: str, seed: int, priors: Priors, fitter: Fitter, claims_pri
                              **{m: float(probs[m][i, k]) for m in ("model", "no_claims",
                                                                    "oracle")}})
     return {"seed": seed, "family": family, "rows": rows, "refits": refits, "dropped": dropped,
+            "implausible_draws": rejected,
             "on": world.params["on"].tolist(),
             "events": world.series.scenario_events.sum("week").values.tolist()}
 
@@ -194,6 +202,7 @@ def summarise(worlds: list[dict]) -> dict:
         "questions": len(rows),
         "refitted_fits": sum(w["refits"] for w in worlds),
         "dropped_steps": sum(w["dropped"] for w in worlds),
+        "implausible_draws": sum(w["implausible_draws"] for w in worlds),
         "brier": b,
         "skill_vs_base_rate": {m: 1 - b[m] / b["base_rate"] for m in METHODS},
         "skill_of_claims": 1 - b["model"] / b["no_claims"],
