@@ -24,12 +24,11 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from forecast.fit import SamplerConfig, diagnose, gated
+from forecast.fit import SamplerConfig, compile_model, diagnose, gated, sample_compiled
 from forecast.forecasts import draws_of
-from forecast.model import build_model
+from forecast.model import build_model, model_data
 from forecast.series import week_ends
 from forecast.simulate import simulate_world
-from validation.common import compile_once, refit
 
 GROUPS = ("rho", "lambda", "mu", "gamma", "beta", "scenario_level_mean", "retaliation",
           "channel")
@@ -44,11 +43,13 @@ def run_sbc(n_datasets: int, *, draws_kept: int = 99, bins: int = 10, seed: int 
     names = ([f"s{i}" for i in range(scenarios)], [f"k{i}" for i in range(indicators)])
     worlds = [simulate_world(rng, *names, week) for _ in range(n_datasets)]
     model = build_model(worlds[0].series)
-    compiled = compile_once(model)
+    compiled = compile_model(model)
     ranks: dict[str, list[int]] = {p: [] for p in GROUPS}
     unconverged = 0
     for i, world in enumerate(worlds):
-        tree = refit(compiled, world.series, SamplerConfig(**{**sampler.__dict__, "seed": i}))
+        # every dataset is ranked, converged or not, and none is redrawn: SBC needs the prior
+        tree = sample_compiled(compiled, SamplerConfig(**{**sampler.__dict__, "seed": i}),
+                               model_data(world.series))
         unconverged += not diagnose(tree, gated(model)).converged
         post = tree.posterior.to_dataset()
         for name in GROUPS:
