@@ -31,7 +31,7 @@ import xarray as xr
 from forecast import history
 from forecast.errors import ForecastError
 from forecast.events import list_events
-from forecast.fit import SamplerConfig, compile_model, sample_compiled
+from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.priors import Priors, load_priors
@@ -52,9 +52,12 @@ def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
                    resolved: dict[str, tuple[str, dt.date]], sampler: SamplerConfig,
                    compiled: Any = None) -> dict[str, float]:
     claims = claim_terms(priors)
+    model = build_model(series, claims, ModelConfig())
     if compiled is None:
-        compiled = compile_model(build_model(series, claims, ModelConfig()))
-    tree = sample_compiled(compiled, sampler, data=model_data(series, claims))
+        compiled = compile_model(model)
+    # as the update samples (a fit failing the gate is refitted), so that the last refit is B
+    tree, _diagnostics, _fits = sample_gated(compiled, gated(model), sampler,
+                                             model_data(series, claims))
     result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors), as_of,
                                 resolved, seed=sampler.seed)
     return {str(q): float(p) for q, p in zip(result.question.values,

@@ -84,11 +84,19 @@ def sample_compiled(compiled: Any, config: SamplerConfig,
 def sample_gated(compiled: Any, names: list[str], config: SamplerConfig,
                  data: dict[str, Any] | None = None, *, attempts: int = 2
                  ) -> tuple[xr.DataTree, Diagnostics, int]:
-    """Sample, and while the fit fails the gate sample again with the next seed, up to
-    `attempts` fits in all (for backtests: a failing step is refitted, then dropped and
-    counted). Returns the last fit, its diagnostics and the number of fits made."""
+    """Sample, and while the fit fails the gate sample again, up to `attempts` fits in all.
+    Returns the last fit, its diagnostics and the number of fits made.
+
+    A refit uses the next seed and nutpie's low-rank mass matrix adaptation, which follows the
+    ridge between the indicators' loadings and the scale of the escalation path that a diagonal
+    one crosses slowly: on 8 worlds drawn from the priors, the diagonal one failed the gate in 6
+    (bulk ESS of a loading 226-353), the low-rank one in none (ESS >= 409), at 3 times the
+    sampling time (10 s against 3.5 s). So the cheap fit comes first.
+    """
     for attempt in range(1, attempts + 1):
-        seeded = SamplerConfig(**{**asdict(config), "seed": config.seed + attempt - 1})
+        seeded = SamplerConfig(**{**asdict(config), "seed": config.seed + attempt - 1,
+                                  "adaptation": config.adaptation if attempt == 1
+                                  else "low_rank"})
         tree = sample_compiled(compiled, seeded, data)
         diagnostics = diagnose(tree, names)
         if diagnostics.converged:

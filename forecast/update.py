@@ -165,14 +165,14 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
 
         import numpy as np
 
-        from forecast.fit import diagnose, gated, sample
+        from forecast.fit import compile_model, gated, sample_gated
         from forecast.forecasts import PARETO_K_MAX, forecast_questions
         from forecast.model import ModelConfig, build_model
 
         claims = claim_terms(priors)
         model = build_model(series, claims, ModelConfig())
-        tree = sample(model, sampler)
-        diagnostics = diagnose(tree, gated(model))
+        # a fit that fails the gate is refitted once (low-rank mass matrix, `sample_gated`)
+        tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
         if not allow_unconverged:
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
@@ -182,10 +182,11 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
             # the claims move the posterior too far for reweighting: fit without them, and say
             # nothing (NaN) if that fit fails the gate
             bare_model = build_model(series, (), ModelConfig())
-            bare = sample(bare_model, sampler)
+            bare, bare_diagnostics, _fits = sample_gated(compile_model(bare_model),
+                                                         gated(bare_model), sampler)
             result["without_claims"] = forecast_questions(
                 bare.posterior.to_dataset(), series, questions(priors), as_of, resolved,
-                seed=sampler.seed).probability.where(diagnose(bare, gated(bare_model)).converged)
+                seed=sampler.seed).probability.where(bare_diagnostics.converged)
         posterior_file = f"posteriors/{run_id}.nc"
         run = {**identity, "run_id": run_id, "inputs_hash": fingerprint,
                "posterior_file": posterior_file,

@@ -10,7 +10,7 @@ import xarray as xr
 from scipy import stats
 from scipy.special import gammaln
 
-from forecast.fit import SamplerConfig, diagnose, gated, sample
+from forecast.fit import SamplerConfig, compile_model, gated, sample, sample_gated
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.model import (
     ClaimTerm,
@@ -225,9 +225,10 @@ SMALL = SamplerConfig(draws=1000, tune=500, chains=2, seed=11)
 
 
 def _fit(series, config=ModelConfig(), claims=(), sampler=SMALL):
+    """As the update samples: a fit that fails the gate is refitted once (`sample_gated`)."""
     model = build_model(series, claims, config)
-    tree = sample(model, sampler)
-    return tree, diagnose(tree, gated(model))
+    tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
+    return tree, diagnostics
 
 
 @pytest.mark.slow
