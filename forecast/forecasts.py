@@ -73,6 +73,15 @@ def fitted_rates(posterior: xr.Dataset, n_weeks: int
     return beta, gamma, x, np.exp(beta[:, :, None] + gamma[:, :, None] * x[:, None, :])
 
 
+def claim_draws(posterior: xr.Dataset, series: xr.Dataset,
+                claims: Sequence[ClaimTerm]) -> np.ndarray:
+    """Each claim's probability in every draw ``(sample, claim)``, as the model computes it
+    (`forecast.model.claim_probability`) along the fitted path."""
+    beta, _, _, rate = fitted_rates(posterior, series.sizes["week"])
+    return claim_probability(draws_of(posterior, "retaliation"), draws_of(posterior, "channel"),
+                             rate, np.exp(beta), claim_windows(series, claims))
+
+
 def claims_log_weights(posterior: xr.Dataset, series: xr.Dataset,
                        claims: Sequence[ClaimTerm]) -> tuple[np.ndarray, float]:
     """PSIS log weights ``(sample,)``, normalised, that turn draws of the posterior with the
@@ -80,10 +89,7 @@ def claims_log_weights(posterior: xr.Dataset, series: xr.Dataset,
 
     The raw log weight of a draw is minus the claims' log-density at it, ``-sum_j log
     Beta(P_j | a_j, b_j)`` (`forecast.model`), up to a constant."""
-    beta, _, _, rate = fitted_rates(posterior, series.sizes["week"])
-    p = np.clip(claim_probability(draws_of(posterior, "retaliation"),
-                                  draws_of(posterior, "channel"), rate, np.exp(beta),
-                                  claim_windows(series, claims)), 1e-12, 1 - 1e-12)
+    p = np.clip(claim_draws(posterior, series, claims), 1e-12, 1 - 1e-12)
     a, b = np.array([c.alpha for c in claims]), np.array([c.beta for c in claims])
     log_density = ((a - 1) * np.log(p) + (b - 1) * np.log1p(-p)).sum(axis=1)
     # psislw takes the log-density to divide out (the LOO convention: weights 1 / p)

@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 
 from forecast.fit import Diagnostics, SamplerConfig, diagnose, gated, sample
-from forecast.forecasts import QuestionSpec, draws_of, fitted_rates, forecast_questions
-from forecast.model import ModelConfig, build_model, claim_probability, claim_windows
+from forecast.forecasts import QuestionSpec, claim_draws, forecast_questions
+from forecast.model import ModelConfig, build_model
 from forecast.priors import Priors
 from forecast.series import make_series
 from forecast.update import claim_terms, questions
@@ -110,9 +110,7 @@ def claim_probabilities(priors: Priors, posterior: xr.Dataset,
     probability the claim speaks of, computed as the model computes it (`forecast.model`), and
     whether the stated range overlaps that interval."""
     terms = claim_terms(priors)
-    beta, _, _, rate = fitted_rates(posterior, series.sizes["week"])
-    p = claim_probability(draws_of(posterior, "retaliation"), draws_of(posterior, "channel"),
-                          rate, np.exp(beta), claim_windows(series, terms))  # (sample, claim)
+    p = claim_draws(posterior, series, terms)  # (sample, claim)
     rows = []
     for j, (term, constraint) in enumerate(zip(terms, priors.constraints(), strict=True)):
         low, high = np.quantile(p[:, j], [0.05, 0.95])
