@@ -48,16 +48,19 @@ def _priors_of(tree: xr.DataTree, folder: Path) -> Priors:
     return load_priors(folder)
 
 
+def _compiled(priors: Priors, series: xr.Dataset) -> tuple[Any, list[str]]:
+    """The model of `series` compiled, and the names its gate judges."""
+    model = build_model(series, claim_terms(priors), ModelConfig())
+    return compile_model(model), gated(model)
+
+
 def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
                    resolved: dict[str, tuple[str, dt.date]], sampler: SamplerConfig,
-                   compiled: Any = None) -> dict[str, float]:
-    claims = claim_terms(priors)
-    model = build_model(series, claims, ModelConfig())
-    if compiled is None:
-        compiled = compile_model(model)
+                   compiled: tuple[Any, list[str]] | None = None) -> dict[str, float]:
+    model, names = compiled or _compiled(priors, series)
     # as the update samples (a fit failing the gate is refitted), so that the last refit is B
-    tree, _diagnostics, _fits = sample_gated(compiled, gated(model), sampler,
-                                             model_data(series, claims))
+    tree, _diagnostics, _fits = sample_gated(model, names, sampler,
+                                             model_data(series, claim_terms(priors)))
     result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors), as_of,
                                 resolved, seed=sampler.seed)
     return {str(q): float(p) for q, p in zip(result.question.values,
@@ -104,7 +107,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
             quiet, resolved_quiet = read_inputs(con, priors, as_of_b, weeks, known_until=as_of_a)
             latest, resolved_latest = read_inputs(con, priors, as_of_b, weeks)
             events = _events_that_mattered(con, priors, as_of_a + dt.timedelta(days=1), as_of_b)
-        compiled = compile_model(build_model(quiet, claim_terms(priors), ModelConfig()))
+        compiled = _compiled(priors, quiet)
         steps.append(("passage of time (quiet weeks)",
                       _probabilities(priors, quiet, as_of_b, resolved_quiet, sampler, compiled)))
         counterfactual = quiet.copy(deep=True)

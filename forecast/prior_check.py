@@ -69,7 +69,12 @@ def claims_only_forecasts(priors: Priors, cache_dir: Path, questions: list[Quest
                           as_of: dt.date, *, seed: int) -> dict[str, float]:
     """P(yes) of each question under the claims alone, for the part of its window after
     `as_of`: the forecast a forecaster would make from the document without any event data."""
-    tree = claims_only_posterior(priors, cache_dir)
+    return _forecasts(claims_only_posterior(priors, cache_dir), questions, as_of, seed)
+
+
+def _forecasts(tree: xr.DataTree, questions: list[QuestionSpec], as_of: dt.date,
+               seed: int) -> dict[str, float]:
+    """P(yes) of each question from a fit without data (`claims_only_posterior`)."""
     result = forecast_questions(tree.posterior.to_dataset(), tree["constant_data"].to_dataset(),
                                 questions, as_of, {}, seed=seed)
     return {str(q): float(p) for q, p in zip(result.question.values, result.probability.values,
@@ -95,11 +100,8 @@ def question_priors(priors: Priors, cache_dir: Path) -> tuple[list[dict], dict[s
     diagnostics = {}
     for kind, with_claims in (("claims_only", True), ("no_claims", False)):
         tree = claims_only_posterior(priors, cache_dir, with_claims=with_claims)
-        result = forecast_questions(tree.posterior.to_dataset(),
-                                    tree["constant_data"].to_dataset(), specs, as_of, {},
-                                    seed=PRIOR_SAMPLER.seed)
-        for q, p in zip(result.question.values, result.probability.values, strict=True):
-            rows[str(q)][kind] = float(p)
+        for q, p in _forecasts(tree, specs, as_of, PRIOR_SAMPLER.seed).items():
+            rows[q][kind] = p
         diagnostics[kind] = _diagnostics(tree)
     return list(rows.values()), diagnostics
 

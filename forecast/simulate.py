@@ -9,6 +9,7 @@ the generative story).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ def plausible(world: World) -> bool:
     s = world.series
     return bool((s.indicator_events.mean("week") <= s.volume.mean()).all()
                 and (s.scenario_events.mean("week") <= 1).all())
+
+
+def plausible_world(rng: np.random.Generator, scenarios: list[str], indicators: list[str],
+                    weeks: np.ndarray, draw: Callable[[], dict[str, Any]] | None = None
+                    ) -> tuple[World, int]:
+    """A world `plausible` accepts, and how many implausible ones were drawn before it; `draw`
+    gives each try's parameters (default: the priors, `draw_parameters`)."""
+    for rejected in range(1000):
+        world = simulate_world(rng, scenarios, indicators, weeks,
+                               params=draw() if draw is not None else None)
+        if plausible(world):
+            return world, rejected
+    raise RuntimeError("no plausible world in 1000 draws")
 
 
 def escalation_path(rho: float, innovation: np.ndarray) -> np.ndarray:

@@ -177,8 +177,8 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
                                     as_of, resolved, seed=sampler.seed, claims=claims)
-        k = result.attrs.get("claims_pareto_k", 0.0)
-        if k > PARETO_K_MAX:
+        k = result.attrs.get("claims_pareto_k")  # None without claims
+        if k is not None and k > PARETO_K_MAX:
             # the claims move the posterior too far for reweighting: fit without them, and say
             # nothing (NaN) if that fit fails the gate
             bare_model = build_model(series, (), ModelConfig())

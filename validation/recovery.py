@@ -5,8 +5,8 @@ Worlds are drawn from the model's own priors (`forecast.simulate.draw_parameters
 (`forecast.simulate.plausible`; the rejected draws are counted); each is fitted with the
 toolkit's sampler settings, refitted once with the next seed if it fails the gate, and we count
 how often each parameter's central 90% interval holds the truth (over every world: a fit that
-still fails is counted, not left out). Over W worlds the
-coverage of one parameter has a binomial standard error of about sqrt(0.09 / (W * elements)).
+still fails is counted, not left out). Over W worlds the coverage of one parameter has a
+binomial standard error of about sqrt(0.09 / (W * elements)).
 
     python validation/recovery.py [--worlds 20] [--out reports/validation]
 """
@@ -27,7 +27,7 @@ from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import draws_of
 from forecast.model import build_model, model_data
 from forecast.series import week_ends
-from forecast.simulate import plausible, simulate_world
+from forecast.simulate import plausible_world
 
 MAIN = ("rho", "lambda", "mu", "phi", "gamma", "beta", "retaliation", "channel")
 SCENARIOS, INDICATORS = ["s1", "s2", "s3"], ["k1", "k2", "k3"]
@@ -36,19 +36,14 @@ SCENARIOS, INDICATORS = ["s1", "s2", "s3"], ["k1", "k2", "k3"]
 def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104) -> dict:
     rng = np.random.default_rng(seed)
     week = week_ends(dt.date(2024, 1, 1), dt.date(2024, 1, 1) + dt.timedelta(weeks=weeks))
-    worlds, implausible = [], 0
-    while len(worlds) < n_worlds:
-        world = simulate_world(rng, SCENARIOS, INDICATORS, week)
-        if plausible(world):
-            worlds.append(world)
-        else:
-            implausible += 1
+    drawn = [plausible_world(rng, SCENARIOS, INDICATORS, week) for _ in range(n_worlds)]
+    worlds, implausible = [w for w, _ in drawn], sum(n for _, n in drawn)
     model = build_model(worlds[0].series)
-    compiled = compile_model(model)
+    compiled, names = compile_model(model), gated(model)
     hits: dict[str, list[bool]] = {p: [] for p in MAIN}
     diagnostics, refitted = [], 0
     for i, world in enumerate(worlds):
-        tree, diagnosed, fits = sample_gated(compiled, gated(model), SamplerConfig(seed=100 * i),
+        tree, diagnosed, fits = sample_gated(compiled, names, SamplerConfig(seed=100 * i),
                                              model_data(world.series))
         refitted += fits > 1
         diagnostics.append(diagnosed.as_dict())

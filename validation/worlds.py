@@ -49,7 +49,7 @@ from forecast.prior_check import claims_only_posterior
 from forecast.priors import Priors, load_priors
 from forecast.scenarios import all_indicators
 from forecast.series import week_ends, window
-from forecast.simulate import World, draw_parameters, plausible, simulate_world
+from forecast.simulate import World, draw_parameters, plausible_world
 from forecast.update import claim_terms
 from forecast.workspace import bundled_priors
 
@@ -64,16 +64,15 @@ SCENARIO_PARAMS = ("beta", "gamma", "retaliation", "channel")
 def draw_world(family: str, rng: np.random.Generator, scenarios: list[str],
                indicators: list[str], claims_prior) -> tuple[World, int]:
     """A plausible world of the family, and how many implausible ones were drawn before it."""
-    weeks = week_ends(START, START + dt.timedelta(weeks=WEEKS))
-    for rejected in range(1000):
+    def draw() -> dict:
         params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS)
         if family == "claims":
             j = rng.integers(claims_prior["beta"].shape[0])
             params |= {k: claims_prior[k][j] for k in SCENARIO_PARAMS}
-        world = simulate_world(rng, scenarios, indicators, weeks, params=params)
-        if plausible(world):
-            return world, rejected
-    raise RuntimeError("no plausible world in 1000 draws")
+        return params
+
+    weeks = week_ends(START, START + dt.timedelta(weeks=WEEKS))
+    return plausible_world(rng, scenarios, indicators, weeks, draw)
 
 
 def oracle(world: World, t: int, members: list[list[int]], rng: np.random.Generator
