@@ -61,21 +61,22 @@ def example_world(ws: Workspace, seed: int = EXAMPLE_SEED) -> tuple[World, list[
     rules |= {i.id: _coded(i.filter, 2) for i in indicators.values()}
     weeks = week_ends(EXAMPLE_START, EXAMPLE_AS_OF)
     scenarios = [s for s, sc in priors.scenarios.items() if sc.resolution]
-    params = _plausible_parameters(rng, scenarios, len(indicators))
-    world = simulate_world(rng, scenarios, list(indicators), weeks, params=params)
+    counter = {s for s in scenarios if priors.scenarios[s].counter}
+    params = _plausible_parameters(rng, [s in counter for s in scenarios], len(indicators))
+    world = simulate_world(rng, scenarios, list(indicators), weeks, params=params,
+                           counter=counter)
     return world, world_events(world, rules, rng, ws.config.region)
 
 
-def _plausible_parameters(rng: np.random.Generator, scenarios: list[str],
+def _plausible_parameters(rng: np.random.Generator, counter: list[bool],
                           n_indicators: int) -> dict[str, Any]:
     """A world like the one the document describes, rather than a draw from the wide priors
     (which happily make 8,000 sanctions a week): persistent escalation, indicators a few times a
     week, each retaliation channel about once a quarter to once a year when on, and direct
-    military action far rarer. Moscow retaliates (R = 1); each channel is on with probability
-    1 - Beta(2, 3)."""
-    n = len(scenarios)
-    beta = rng.normal(-4.5, 0.6, n)
-    beta[[i for i, s in enumerate(scenarios) if s == "direct-military-action"]] = -7.5
+    military action (the counter-scenario) far rarer. Moscow retaliates (R = 1); each channel is
+    on with probability 1 - Beta(2, 3)."""
+    n = len(counter)
+    beta = np.where(counter, -7.5, rng.normal(-4.5, 0.6, n))
     return {"rho": rng.beta(17, 3), "mu": rng.normal(1.0, 0.7, n_indicators),
             "lambda": rng.uniform(0.2, 0.6, n_indicators),
             "phi": rng.uniform(0.1, 0.5, n_indicators), "beta": beta,

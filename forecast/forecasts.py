@@ -14,11 +14,15 @@ as-of A:
       P(z_s = 1 | R = 1, quiet) = pi_s e^(-H_s) / (pi_s e^(-H_s) + 1 - pi_s)
       P(R = 1 | quiet everywhere) = q prod_s (pi_s e^(-H_s) + 1 - pi_s) / (that + 1 - q)
 
-  x is simulated forward from its last seen week, and
-  ``P = P(R) * (1 - prod_(s in U) (1 - P(z_s | R) * (1 - exp(-F_s))))`` with F_s the rate summed
-  over the part of (max(o, A), D] still to come. Members are dependent through R and x, and
-  independent given them. Week fractions count by days, so a deadline mid-week gets the matching
-  part of that week.
+  R is judged from the forms of retaliation only: a counter-scenario's switch is outside it
+  (`forecast.model`), and its P(z_c = 1 | quiet) has the same form without R. x is simulated
+  forward from its last seen week, and, with F_s the rate summed over the part of (max(o, A), D]
+  still to come and p_s = P(z_s | R) (1 - exp(-F_s))::
+
+      P = 1 - prod_(c in U) (1 - p_c) * (1 - P(R) + P(R) prod_(s in U, a form) (1 - p_s))
+
+  Members are dependent through R and x, and independent given them. Week fractions count by
+  days, so a deadline mid-week gets the matching part of that week.
 - Report the mean of P over draws and its 5% and 95% quantiles (a 90% credible interval).
 
 How much rests on the document: the same forecasts without the claims, from the same draws
@@ -39,7 +43,7 @@ import numpy as np
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from forecast.model import ClaimTerm, claim_probability, claim_windows
+from forecast.model import ClaimTerm, claim_probability, claim_windows, counter_scenarios
 
 INTERVAL = (0.05, 0.95)
 #: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, section 3.2)
@@ -127,6 +131,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     scenarios = list(series.scenario.values)
     last = max((q.deadline for q in questions), default=as_of)
     p_retaliation, p_on, rate = _forward(posterior, series, as_of, last, seed)
+    counter = counter_scenarios(series)
     n_samples = p_on.shape[0]
     starts = np.array([as_of + dt.timedelta(days=7 * h) for h in range(rate.shape[2])])
 
@@ -141,8 +146,11 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         overlap = np.array([_overlap_days(s, window_start, q.deadline) / 7 for s in starts])
         members = [scenarios.index(m) for m in q.members]
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
-        p_member = p_on[:, members] * -np.expm1(-hazard)
-        probs.append(p_retaliation * (1 - np.prod(1 - p_member, axis=1)))
+        none = np.log1p(-p_on[:, members] * -np.expm1(-hazard))  # (sample, member)
+        no_form = np.where(counter[members], 0.0, none).sum(axis=1)
+        no_counter = np.where(counter[members], none, 0.0).sum(axis=1)
+        probs.append(-np.expm1(no_counter) - p_retaliation * np.exp(no_counter)
+                     * np.expm1(no_form))
         status.append(state or "open")
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])
@@ -169,8 +177,9 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
 def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: dt.date,
              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per draw: P(R = 1 | data) ``(sample,)``, P(channel on | R = 1, data) ``(sample,
-    scenario)``, and the weekly rates of the weeks from `as_of` to `until` ``(sample, scenario,
-    week)`` along an escalation path simulated from the last seen week."""
+    scenario)`` (a counter-scenario's: P(on | data)), and the weekly rates of the weeks from
+    `as_of` to `until` ``(sample, scenario, week)`` along an escalation path simulated from the
+    last seen week."""
     n_ahead = max(int(np.ceil((until - as_of).days / 7)), 1)
     rng = np.random.default_rng(seed)
     beta, gamma, x, past_rate = fitted_rates(posterior, series.sizes["week"])
@@ -190,10 +199,11 @@ def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: d
     quiet_on = channel * np.exp(-past)
     quiet = quiet_on + 1 - channel  # P(no event of s | R = 1)
     p_on = np.where(happened, 1.0, quiet_on / np.maximum(quiet, 1e-300))
-    if happened.any():
+    form = ~counter_scenarios(series)
+    if (happened & form).any():
         p_retaliation = np.ones(n_samples)
     else:
-        retaliated = q * np.exp(np.log(np.maximum(quiet, 1e-300)).sum(axis=1))
+        retaliated = q * np.exp(np.log(np.maximum(quiet[:, form], 1e-300)).sum(axis=1))
         p_retaliation = retaliated / np.maximum(retaliated + 1 - q, 1e-300)
 
     # x from its last seen week (or the stationary distribution with none) to the as-of week
@@ -218,7 +228,9 @@ def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.
     """P(at least one event of each scenario between as_of and each later week's end), per draw:
     ``(scenario, week, sample)``, for fan charts."""
     p_retaliation, p_on, rate = _forward(posterior, series, as_of, until, seed)
-    cumulative = ((p_retaliation[:, None] * p_on)[:, :, None]
+    # (sample, scenario): a counter-scenario's switch is outside R
+    p_retaliation = np.where(counter_scenarios(series), 1.0, p_retaliation[:, None])
+    cumulative = ((p_retaliation * p_on)[:, :, None]
                   * -np.expm1(-np.cumsum(rate, axis=2)))
     weeks = np.datetime64(as_of, "D") + 7 * np.arange(1, rate.shape[2] + 1)
     return xr.DataArray(cumulative.transpose(1, 2, 0), dims=("scenario", "week", "sample"),

@@ -39,6 +39,18 @@ R = 1) and raises every other channel through R. The marginal "never" fraction o
 ``1 - q pi_s``; a union's channels are dependent through R and x, and forecasts of unions use
 that dependence (`forecast.forecasts`).
 
+Counter-scenarios (``counter`` in the series, `forecast.scenarios`): a scenario the document rules
+out, not one of its forms of retaliation (direct military action). Its switch z_c is its own,
+outside R (P(data) gains a factor ``pi_c exp(L_c) + (1 - pi_c) 1(no event of c)``, and the
+product above runs over the forms only), so the document's "Yes" does not raise it; and its rate
+and switch have their own priors instead of the forms' pooled ones, since what the forms have in
+common says little about the use of force. Those priors come from a reference class: Russia used
+force against a post-Soviet neighbour three times in some 30 years among about 14 neighbours
+(Georgia 2008, Ukraine 2014 and 2022), about 1% per neighbour per two years; a rupture makes it
+several times likelier. With ``counter_level`` N(-6.5, 1) and ``counter_channel`` N(-1, 1) on the
+logit, P(direct military action within 24 months) is about 6% before any event, 90% between
+0.5% and 20%.
+
 Partial pooling (each scenario alone has a handful of events)::
 
     beta_s  = scenario_level_mean + scenario_level_sd * offset_s    (at x = m, see below)
@@ -157,6 +169,8 @@ class ModelConfig:
     escalation: bool = True  # False: gamma = 0 and no x (the closed-form special cases)
     never_fraction: bool = True  # False: every channel on (q = pi = 1)
     beta_gamma_prior: tuple[float, float] | None = None  # independent Gamma(a, b) on exp(beta)
+    counter_level: tuple[float, float] = (-6.5, 1.0)  # Normal: a counter-scenario's log rate
+    counter_channel: tuple[float, float] = (-1.0, 1.0)  # Normal: the logit of its switch
 
 
 def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
@@ -201,15 +215,19 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             pm.Potential("indicator_likelihood",
                          negative_binomial_logp(y, log_mean, 1 / (phi + PHI_FLOOR), seen))
 
-        beta, gamma = _scenario_rates(config, n_scenarios, x_mean)
+        counter = data["counter"]  # 1 for a counter-scenario (module docs)
+        beta, gamma = _scenario_rates(config, n_scenarios, x_mean, counter)
         log_rate = beta[:, None] + gamma[:, None] * x  # (scenario, week)
         if config.never_fraction:
             q = pm.Beta("retaliation", *config.retaliation)
             offset = pm.Normal("channel_offset", 0.0, 1.0, dims="scenario")
-            logit = (pm.Normal("channel_logit_mean", 0.0, config.channel_mu_sd)
-                     + pm.HalfNormal("channel_logit_sd", config.channel_sd) * offset)
+            own_mean, own_sd = config.counter_channel
+            logit = pt.switch(counter > 0, own_mean + own_sd * offset,
+                              pm.Normal("channel_logit_mean", 0.0, config.channel_mu_sd)
+                              + pm.HalfNormal("channel_logit_sd", config.channel_sd) * offset)
             channel = pm.Deterministic("channel", pm.math.sigmoid(logit), dims="scenario")
-            pm.Deterministic("never", 1 - q * channel, dims="scenario")
+            pm.Deterministic("never", 1 - pt.switch(counter > 0, 1.0, q) * channel,
+                             dims="scenario")
             # log pi and log(1 - pi) from the logit: stable where the sigmoid rounds to 0 or 1
             log_channel, log_no_channel = -pt.softplus(-logit), -pt.softplus(logit)
         else:
@@ -224,9 +242,10 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
         if config.never_fraction:
             used = log_channel + poisson
             per_channel = pt.switch(happened, used, pt.logaddexp(used, log_no_channel))
-            retaliated = pt.log(q) + per_channel.sum()
-            pm.Potential("scenario_likelihood", pt.switch(
-                happened.any(), retaliated, pt.logaddexp(retaliated, pt.log1p(-q))))
+            form = 1 - counter
+            retaliated = pt.log(q) + (form * per_channel).sum()
+            pm.Potential("scenario_likelihood", (counter * per_channel).sum() + pt.switch(
+                (form * happened).any(), retaliated, pt.logaddexp(retaliated, pt.log1p(-q))))
         else:
             pm.Potential("scenario_likelihood", poisson.sum())
 
@@ -240,8 +259,9 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
     return model
 
 
-def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean):
-    """beta (log weekly rate at x = 0) and gamma (loading on escalation) of every scenario."""
+def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean, counter):
+    """beta (log weekly rate at x = 0) and gamma (loading on escalation) of every scenario; a
+    counter-scenario's level has its own prior, the forms' are pooled."""
     if config.escalation:
         offset = pm.Normal("gamma_offset", 0.0, 1.0, dims="scenario")
         gamma = pm.Deterministic("gamma", pt.exp(
@@ -253,9 +273,11 @@ def _scenario_rates(config: ModelConfig, n_scenarios: int, x_mean):
         rate = pm.Gamma("rate", *config.beta_gamma_prior, dims="scenario")
         return pm.Deterministic("beta", pt.log(rate), dims="scenario"), gamma
     offset = pm.Normal("scenario_level_offset", 0.0, 1.0, dims="scenario")
-    level = pm.Deterministic(
-        "scenario_level", pm.Normal("scenario_level_mean", config.level_mu, config.level_mu_sd)
-        + pm.HalfNormal("scenario_level_sd", config.level_sd) * offset, dims="scenario")
+    own_mean, own_sd = config.counter_level
+    level = pm.Deterministic("scenario_level", pt.switch(
+        counter > 0, own_mean + own_sd * offset,
+        pm.Normal("scenario_level_mean", config.level_mu, config.level_mu_sd)
+        + pm.HalfNormal("scenario_level_sd", config.level_sd) * offset), dims="scenario")
     return pm.Deterministic("beta", level - gamma * x_mean, dims="scenario"), gamma
 
 
@@ -264,8 +286,10 @@ def claim_probability(q, channel, rate, rate_at_zero, data):
 
     ``q (...)``, ``channel (..., scenario)``, ``rate (..., scenario, week)`` along the fitted
     path and ``rate_at_zero (..., scenario)`` at x = 0, with any leading (sample) dimensions;
-    `data` holds ``claim_members``, ``claim_ever``, ``claim_overlap`` and ``claim_outside``
-    (`claim_windows`).
+    `data` holds ``claim_members``, ``claim_ever``, ``claim_overlap``, ``claim_outside`` and
+    ``counter`` (`claim_windows`). A counter-scenario's switch is outside R::
+
+        P_j = 1 - prod_(c in U) (1 - on_c) * (1 - q + q prod_(s in U, a form) (1 - on_s))
     """
     lib = pt if isinstance(rate, pt.TensorVariable) else np
     hazard = (lib.swapaxes(rate @ data["claim_overlap"].T, -1, -2)
@@ -273,8 +297,10 @@ def claim_probability(q, channel, rate, rate_at_zero, data):
     fires = lib.where(data["claim_ever"][:, None] > 0, 1.0, -lib.expm1(-hazard))
     # at most 1 - 1e-12: a channel that is surely on and surely fires has a finite log
     on = lib.minimum(channel[..., None, :] * fires, 1 - 1e-12)
-    none = (data["claim_members"] * lib.log1p(-on)).sum(axis=-1)
-    return q[..., None] * -lib.expm1(none)
+    counter = data["counter"]
+    none = data["claim_members"] * lib.log1p(-on)
+    no_form, no_counter = (none * (1 - counter)).sum(axis=-1), (none * counter).sum(axis=-1)
+    return -lib.expm1(no_counter) - q[..., None] * lib.exp(no_counter) * lib.expm1(no_form)
 
 
 def negative_binomial_logp(y, log_mean, alpha, weight):
@@ -315,6 +341,7 @@ def model_data(series: xr.Dataset, claims: Sequence[ClaimTerm] = ()) -> dict[str
     before = (series.scenario_events_before.values if "scenario_events_before" in series
               else np.zeros(n_scenarios))
     data = {"scenario_events": series.scenario_events.values.astype("float64"),
+            "counter": counter_scenarios(series).astype("float64"),
             "seen": seen.astype("float64"), "first": first, "previous": previous, "gap": gap,
             "scenario_events_before": np.asarray(before, dtype="float64"),
             "weeks_before": np.asarray(float(series.get("weeks_before", 0)))}
@@ -349,7 +376,15 @@ def claim_windows(series: xr.Dataset, claims: Sequence[ClaimTerm]) -> dict[str, 
         outside[j] = max(c.weeks - overlap[j].sum(), 0.0)
     ever = np.array([c.weeks is None for c in claims], dtype="float64")
     return {"claim_overlap": overlap, "claim_outside": outside, "claim_ever": ever,
-            "claim_members": members}
+            "claim_members": members, "counter": counter_scenarios(series).astype("float64")}
+
+
+def counter_scenarios(series: xr.Dataset) -> np.ndarray:
+    """Which scenarios of `series` are counter-scenarios, ``(scenario,)`` bool (none in a series
+    without the flag)."""
+    if "counter" not in series:
+        return np.zeros(series.sizes["scenario"], dtype=bool)
+    return series.counter.values.astype(bool)
 
 
 def _escalation(rho, data):

@@ -42,7 +42,8 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
         return read_posterior(cache, "then it is sampled again when needed")
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
     series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
-                         {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1))
+                         {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1),
+                         counter={s for s in scenarios if priors.scenarios[s].counter})
     model = build_model(series, claim_terms(priors) if with_claims else (), ModelConfig())
     tree = sample(model, sampler)
     diagnostics = diagnose(tree, gated(model))

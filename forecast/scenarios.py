@@ -5,6 +5,11 @@ the scenario happening; its indicators are precursor events that move the shared
 its questions ask whether it happens by a deadline. A composite scenario (`union = [...]`) happens
 when any of its members does, and has no rule of its own.
 
+A counter-scenario (`counter = true`) is one the document rules out rather than one of its forms
+of retaliation (direct military action: "not directly"). The model gives it a switch of its own,
+outside the shared decision to retaliate, and its own priors on its rate and switch instead of
+pooling them with the forms' (`forecast.model`).
+
 Indicators and resolution rules must be disjoint: no event may match both an indicator of any
 scenario and the rule of any scenario. Such an event would enter two likelihoods (the indicator's
 counts and the scenario's channel), so one report would count twice, and the escalation level
@@ -89,9 +94,11 @@ class Scenario:
     indicators: tuple[Indicator, ...]
     questions: tuple[Question, ...]
     file: Path
+    counter: bool = False  # a counter-scenario (module docs)
 
 
-_SCENARIO_KEYS = ("id", "title", "description", "resolution", "union", "indicators", "questions")
+_SCENARIO_KEYS = ("id", "title", "description", "counter", "resolution", "union", "indicators",
+                  "questions")
 _FILTER_KEYS = ("actor1", "actor2", "codes", "min_sources")
 _INDICATOR_KEYS = ("id", "title", *_FILTER_KEYS)
 _QUESTION_KEYS = ("id", "opened", "deadline")
@@ -130,10 +137,13 @@ def load_scenario(path: Path) -> Scenario:
         q_id = qt.text("id", required=False) or (deadline and f"{ident}-by-{deadline.isoformat()}")
         if ident and opened and deadline and q_id:
             questions.append(Question(q_id, ident, opened, deadline))
+    counter = t.get("counter", bool, required=False) or False
+    if counter and union:
+        t.problem("counter", "a union cannot be a counter-scenario: mark its members instead")
     if problems:
         raise ScenarioSpecError(path, problems)
     return Scenario(ident, title, description, resolution, union, tuple(indicators),  # type: ignore[arg-type]
-                    tuple(questions), path)
+                    tuple(questions), path, counter)
 
 
 def _read_filter(t: Table) -> EventFilter | None:

@@ -7,6 +7,7 @@ week w covers the days (w - 7, w]. The `week` coordinate holds each week's last 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import duckdb
 import numpy as np
@@ -28,11 +29,12 @@ def week_ends(start: dt.date, as_of: dt.date) -> np.ndarray:
 def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
                 indicator_events: dict[str, np.ndarray], volume: np.ndarray, *,
                 events_before: dict[str, int] | None = None,
-                weeks_before: int = 0) -> xr.Dataset:
+                weeks_before: int = 0, counter: Collection[str] = ()) -> xr.Dataset:
     """The model's input: ``scenario_events (scenario, week)``, ``indicator_events (indicator,
-    week)`` and ``volume (week)``, all integer counts; and the history before the first week:
+    week)`` and ``volume (week)``, all integer counts; the history before the first week:
     ``scenario_events_before (scenario)`` and ``weeks_before``, the number of weeks with data
-    before it."""
+    before it; and ``counter (scenario)``, which scenarios are counter-scenarios
+    (`forecast.scenarios`)."""
     def stack(counts: dict[str, np.ndarray]) -> np.ndarray:
         if not counts:
             return np.zeros((0, len(weeks)), dtype="int64")
@@ -46,6 +48,7 @@ def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
             "scenario_events_before": ("scenario", np.array(
                 [(events_before or {}).get(s, 0) for s in scenario_events], dtype="int64")),
             "weeks_before": ((), int(weeks_before)),
+            "counter": ("scenario", np.array([s in counter for s in scenario_events], dtype=bool)),
         },
         coords={"scenario": list(scenario_events), "indicator": list(indicator_events),
                 "week": weeks},
@@ -108,7 +111,8 @@ def weekly_series(con: duckdb.DuckDBPyConnection, scenarios: dict[str, Scenario]
     weeks_before = count("SELECT count(DISTINCT datediff('day', date, ?::DATE) // 7) FROM events "
                          "WHERE date <= ?::DATE", [as_of, day_before])
     return make_series(weeks, rules, indicators, counts("TRUE", [], as_of),
-                       events_before=before, weeks_before=weeks_before)
+                       events_before=before, weeks_before=weeks_before,
+                       counter={s.id for s in scenarios.values() if s.counter})
 
 
 def indicator_counts(con: duckdb.DuckDBPyConnection,

@@ -9,7 +9,7 @@ the generative story).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,13 @@ class World:
 
 
 def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: int,
-                    n_weeks: int, config: ModelConfig = ModelConfig()) -> dict[str, Any]:
+                    n_weeks: int, config: ModelConfig = ModelConfig(), *,
+                    counter: np.ndarray | None = None) -> dict[str, Any]:
     """One draw of every parameter from the model's priors, exactly as `forecast.model` states
     them (hyper-parameters included): the intercepts are drawn at the path's mean level (the
-    model's mean over the seen weeks: every simulated week has data), then shifted to x = 0."""
+    model's mean over the seen weeks: every simulated week has data), then shifted to x = 0.
+    `counter` marks the counter-scenarios ``(scenario,)`` bool (default none)."""
+    counter = np.zeros(n_scenarios, bool) if counter is None else np.asarray(counter, bool)
     rho = rng.beta(*config.rho)
     innovation = rng.standard_normal(n_weeks)
     mean_x = escalation_path(rho, innovation).mean()
@@ -47,11 +50,17 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     gamma = np.exp(log_gamma_mean + config.log_gamma_sd * rng.standard_normal(n_scenarios))
     level_mean = rng.normal(config.level_mu, config.level_mu_sd)
     level_sd = abs(rng.normal(0.0, config.level_sd))
-    level = level_mean + level_sd * rng.standard_normal(n_scenarios)
+    level_offset = rng.standard_normal(n_scenarios)
+    own_mean, own_sd = config.counter_level
+    level = np.where(counter, own_mean + own_sd * level_offset,
+                     level_mean + level_sd * level_offset)
     channel_mean = rng.normal(0.0, config.channel_mu_sd)
     channel_sd = abs(rng.normal(0.0, config.channel_sd))
-    channel = 1 / (1 + np.exp(-(channel_mean + channel_sd
-                                * rng.standard_normal(n_scenarios))))
+    channel_offset = rng.standard_normal(n_scenarios)
+    own_mean, own_sd = config.counter_channel
+    logit = np.where(counter, own_mean + own_sd * channel_offset,
+                     channel_mean + channel_sd * channel_offset)
+    channel = 1 / (1 + np.exp(-logit))
     return {
         "rho": rho, "innovation": innovation, "lambda": lam, "mu": mu, "phi": phi,
         "log_gamma_mean": log_gamma_mean, "gamma": gamma,
@@ -59,6 +68,7 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
         "beta": level - gamma * mean_x,
         "retaliation": rng.beta(*config.retaliation),
         "channel_logit_mean": channel_mean, "channel_logit_sd": channel_sd, "channel": channel,
+        "counter": counter,
     }
 
 
@@ -74,12 +84,12 @@ def plausible(world: World) -> bool:
 
 
 def plausible_world(rng: np.random.Generator, scenarios: list[str], indicators: list[str],
-                    weeks: np.ndarray, draw: Callable[[], dict[str, Any]] | None = None
-                    ) -> tuple[World, int]:
+                    weeks: np.ndarray, draw: Callable[[], dict[str, Any]] | None = None, *,
+                    counter: Collection[str] = ()) -> tuple[World, int]:
     """A world `plausible` accepts, and how many implausible ones were drawn before it; `draw`
     gives each try's parameters (default: the priors, `draw_parameters`)."""
     for rejected in range(1000):
-        world = simulate_world(rng, scenarios, indicators, weeks,
+        world = simulate_world(rng, scenarios, indicators, weeks, counter=counter,
                                params=draw() if draw is not None else None)
         if plausible(world):
             return world, rejected
@@ -97,7 +107,7 @@ def escalation_path(rho: float, innovation: np.ndarray) -> np.ndarray:
 
 def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: list[str],
                    weeks: np.ndarray, *, params: dict[str, Any] | None = None,
-                   config: ModelConfig = ModelConfig()) -> World:
+                   config: ModelConfig = ModelConfig(), counter: Collection[str] = ()) -> World:
     """Draw (or take) parameters, then the escalation path, channels and weekly counts.
 
     Parameters
@@ -106,15 +116,20 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
         Week-end dates (see `forecast.series.week_ends`).
     params
         True parameters; drawn from the priors when None. May omit "innovation" and "on" (the
-        channels in use: R z_s, `forecast.model`), which are then drawn.
+        channels in use: R z_s, or z_c for a counter-scenario, `forecast.model`), which are then
+        drawn.
+    counter
+        The counter-scenarios among `scenarios`.
     """
     n_weeks = len(weeks)
-    params = dict(params or draw_parameters(rng, len(scenarios), len(indicators), n_weeks, config))
+    mask = np.array([s in counter for s in scenarios], dtype=bool)
+    params = dict(params or draw_parameters(rng, len(scenarios), len(indicators), n_weeks, config,
+                                            counter=mask))
     params.setdefault("innovation", rng.standard_normal(n_weeks))
     if "on" not in params:
         used = rng.random(len(scenarios)) >= 1 - params["channel"]  # z_s
         retaliates = params["retaliation"] >= 1 or rng.random() < params["retaliation"]  # R
-        params["on"] = (used & retaliates).astype("int64")
+        params["on"] = (used & (retaliates | mask)).astype("int64")
     x = escalation_path(params["rho"], params["innovation"])
     params["escalation"] = x
     volume = rng.poisson(MEAN_VOLUME * np.exp(0.3 * rng.standard_normal(n_weeks)))
@@ -128,7 +143,8 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
     # the volume is the exposure the counts were drawn with (in the model's worlds drawn from
     # the wide priors, indicator counts can exceed it; the example world keeps them below)
     series = make_series(weeks, dict(zip(scenarios, scenario, strict=True)),
-                         dict(zip(indicators, indicator, strict=True)), volume)
+                         dict(zip(indicators, indicator, strict=True)), volume,
+                         counter=counter)
     return World(params, series)
 
 

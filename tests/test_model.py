@@ -8,7 +8,7 @@ import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from scipy import stats
-from scipy.special import gammaln
+from scipy.special import expit, gammaln
 
 from forecast.fit import SamplerConfig, compile_model, gated, sample, sample_gated
 from forecast.forecasts import QuestionSpec, forecast_questions
@@ -114,6 +114,20 @@ def test_a_claim_is_about_the_weeks_after_its_publication():
         q * 0.25], rtol=1e-12)
 
 
+def test_a_counter_scenarios_switch_is_outside_retaliation_in_a_claim():
+    """A union of a form a and a counter-scenario c, over 26 weeks after the data:
+    P = 1 - (1 - on_c) (1 - q + q (1 - on_a)), with on_s = pi_s (1 - exp(-26 rate_s))."""
+    series = _series({"a": [0] * 4, "c": [0] * 4}, counter={"c"})
+    claims = [ClaimTerm("u", ("a", "c"), 26.0, 2, 2, AS_OF), ClaimTerm("c", ("c",), 26.0, 2, 2,
+                                                                         AS_OF)]
+    q, channel, at_zero = 0.3, np.array([0.5, 0.25]), np.array([0.05, 0.02])
+    p = claim_probability(np.array(q), channel, np.zeros((2, 4)), at_zero,
+                          claim_windows(series, claims))
+    on = channel * (1 - np.exp(-26 * at_zero))
+    np.testing.assert_allclose(p, [1 - (1 - on[1]) * (1 - q + q * (1 - on[0])), on[1]],
+                               rtol=1e-12)
+
+
 def test_the_model_has_the_designs_parameters():
     series = _series({"a": [0] * 10, "b": [1] + [0] * 9}, {"k": [3] * 10})
     claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0, AS_OF - dt.timedelta(weeks=4))]
@@ -202,6 +216,22 @@ def test_a_quiet_union_is_dependent_through_retaliation():
     assert f.probability.values[1] < 1 - (1 - f.probability.values[0]) ** 2
 
 
+def test_a_counter_scenario_is_outside_retaliation():
+    """c, a counter-scenario, happened: it is on, R is not; a's P(R) follows from a's quiet only,
+    and the union is 1 - (1 - p_c) (1 - P(R) + P(R) (1 - p_a))."""
+    series = _series({"a": [0] * 4, "c": [0, 1, 0, 0]}, counter={"c"})
+    post = _posterior(beta=np.log([[0.1, 0.2]]), channel=np.array([[0.5, 0.5]]),
+                      retaliation=np.array([0.3]))
+    f = forecast_questions(post, series, [_question("a"), _question("c"),
+                                          _question("u", members=("a", "c"))], AS_OF, {}, seed=0)
+    quiet_on = 0.5 * np.exp(-0.4)
+    p_r = 0.3 * (quiet_on + 0.5) / (0.3 * (quiet_on + 0.5) + 0.7)
+    p_a = quiet_on / (quiet_on + 0.5) * (1 - np.exp(-2.6))
+    p_c = 1 - np.exp(-5.2)
+    np.testing.assert_allclose(f.probability.values,
+                               [p_r * p_a, p_c, 1 - (1 - p_c) * (1 - p_r * p_a)], rtol=1e-12)
+
+
 def test_a_deadline_mid_week_counts_the_days_it_covers():
     series = _series({"s": [1]})
     post = _posterior(beta=np.log([[0.7]]), channel=np.array([[1.0]]),
@@ -209,6 +239,17 @@ def test_a_deadline_mid_week_counts_the_days_it_covers():
     q = QuestionSpec("q", "s", ("s",), AS_OF, AS_OF + dt.timedelta(days=10))
     f = forecast_questions(post, series, [q], AS_OF, {}, seed=0)
     assert f.probability.item() == pytest.approx(1 - np.exp(-0.7 * 10 / 7))
+
+
+def test_a_simulated_counter_scenario_can_be_on_without_retaliation():
+    weeks = week_ends(dt.date(2024, 1, 1), dt.date(2025, 1, 1))
+    params = {"rho": 0.5, "mu": np.zeros(1), "lambda": np.zeros(1), "phi": np.ones(1),
+              "beta": np.log([0.5, 0.5]), "gamma": np.zeros(2), "channel": np.ones(2),
+              "retaliation": 0.0}
+    world = simulate_world(np.random.default_rng(0), ["a", "c"], ["k"], weeks, params=params,
+                           counter={"c"})
+    assert world.params["on"].tolist() == [0, 1]
+    assert world.series.counter.values.tolist() == [False, True]
 
 
 def test_simulated_worlds_are_reproducible():
@@ -253,18 +294,22 @@ def test_closed_form_in_the_conjugate_special_case():
 
 
 @pytest.mark.slow
-def test_closed_form_of_the_never_mixture_after_quiet_weeks():
+@pytest.mark.parametrize("counter", [False, True])
+def test_closed_form_of_the_never_mixture_after_quiet_weeks(counter):
     """gamma = 0, Gamma(a0, b0) on the rate, one scenario under R and its switch, T quiet weeks.
-    P(on) a priori is p = E[q] E[pi] = 1/2 * 1/2 (pi's logit is symmetric about 0); Bayes on
-    the quiet, with K = (b0 / (b0 + T))^a0 the chance of T quiet weeks when on, gives
+    P(on) a priori is p = E[q] E[pi] = 1/2 * 1/2 (pi's logit is symmetric about 0); for a
+    counter-scenario, outside R, p = E[pi] under its own prior. Bayes on the quiet, with
+    K = (b0 / (b0 + T))^a0 the chance of T quiet weeks when on, gives
     P(on | quiet) = p K / (p K + 1 - p), and then
     P(>= 1 event in H weeks) = P(on | quiet) (1 - ((b0 + T) / (b0 + T + H))^a0)."""
     weeks, a0, b0 = 40, 2.0, 30.0
-    series = _series({"s": [0] * weeks})
+    series = _series({"s": [0] * weeks}, counter={"s"} if counter else ())
     config = ModelConfig(escalation=False, beta_gamma_prior=(a0, b0))
     tree, diag = _fit(series, config, sampler=SamplerConfig(draws=4000, tune=1000, seed=4))
     assert diag.converged
-    p, k = 0.25, (b0 / (b0 + weeks)) ** a0
+    mean, sd = config.counter_channel
+    p = stats.norm(mean, sd).expect(expit) if counter else 0.25
+    k = (b0 / (b0 + weeks)) ** a0
     on = p * k / (p * k + 1 - p)
     for horizon in (4, 52):
         f = forecast_questions(tree.posterior.to_dataset(), series,

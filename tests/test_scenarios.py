@@ -22,6 +22,8 @@ def test_the_six_scenarios_and_their_union_are_bundled():
         if s.id != "any-retaliation":
             assert s.resolution is not None and s.resolution.min_sources >= 2
     assert len(all_indicators(scenarios)) == 8
+    # "not directly": direct military action is the counter-scenario, outside the five forms
+    assert [s.id for s in scenarios.values() if s.counter] == ["direct-military-action"]
 
 
 def test_rules_keep_cameo_codes_as_strings():
@@ -74,6 +76,8 @@ def test_a_valid_spec(tmp_path):
      "questions[0].deadline: expected a date (YYYY-MM-DD, unquoted), got 'soon'"),
     ('id = "proxy-strikes"', 'id = "proxies"', "id: must match the file name 'proxy-strikes', "
      "got 'proxies'"),
+    ('description = "d"', 'description = "d"\ncounter = "yes"',
+     "counter: expected true or false, got 'yes'"),
 ])
 def test_spec_errors_name_the_key(tmp_path, old, new, problem):
     path = _spec(tmp_path, SPEC.replace(old, new))
@@ -89,6 +93,16 @@ def test_a_union_must_name_known_scenarios(tmp_path):
         "[[questions]]\nopened = 2026-01-01\ndeadline = 2026-12-31\n")
     with pytest.raises(ScenarioSpecError, match=r"any\.toml: union: unknown scenario "
                        r"'proxy-strike' \(did you mean 'proxy-strikes'\?\)"):
+        load_scenarios(tmp_path)
+
+
+def test_a_union_cannot_be_a_counter_scenario(tmp_path):
+    _spec(tmp_path, SPEC)
+    (tmp_path / "any.toml").write_text(
+        'id = "any"\ntitle = "t"\ndescription = "d"\ncounter = true\nunion = ["proxy-strikes"]\n'
+        "[[questions]]\nopened = 2026-01-01\ndeadline = 2026-12-31\n")
+    with pytest.raises(ScenarioSpecError, match=r"any\.toml: counter: a union cannot be a "
+                       r"counter-scenario: mark its members instead"):
         load_scenarios(tmp_path)
 
 

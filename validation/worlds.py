@@ -62,17 +62,18 @@ SCENARIO_PARAMS = ("beta", "gamma", "retaliation", "channel")
 
 
 def draw_world(family: str, rng: np.random.Generator, scenarios: list[str],
-               indicators: list[str], claims_prior) -> tuple[World, int]:
+               indicators: list[str], counter: set[str], claims_prior) -> tuple[World, int]:
     """A plausible world of the family, and how many implausible ones were drawn before it."""
     def draw() -> dict:
-        params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS)
+        params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS,
+                                 counter=np.isin(scenarios, list(counter)))
         if family == "claims":
             j = rng.integers(claims_prior["beta"].shape[0])
             params |= {k: claims_prior[k][j] for k in SCENARIO_PARAMS}
         return params
 
     weeks = week_ends(START, START + dt.timedelta(weeks=WEEKS))
-    return plausible_world(rng, scenarios, indicators, weeks, draw)
+    return plausible_world(rng, scenarios, indicators, weeks, draw, counter=counter)
 
 
 def oracle(world: World, t: int, members: list[list[int]], rng: np.random.Generator
@@ -102,13 +103,17 @@ def oracle(world: World, t: int, members: list[list[int]], rng: np.random.Genera
     hazard = rate.sum(axis=2)  # (particle, scenario)
     log_counts = (n[None] * np.log(rate)).sum(axis=2) - hazard
     happened = n.sum(axis=1) > 0
-    q, channel = p["retaliation"], p["channel"]
+    q, channel, counter = p["retaliation"], p["channel"], p["counter"]
     quiet = channel * np.exp(-hazard) + 1 - channel
-    log_r = np.log(q) + np.where(happened, np.log(channel) + log_counts, np.log(quiet)).sum(1)
-    log_weight = log_r if happened.any() else np.logaddexp(log_r, np.log1p(-q))
+    own = np.where(happened, np.log(channel) + log_counts, np.log(quiet))  # (particle, scenario)
+    # R is judged from the forms of retaliation; a counter-scenario's switch is its own
+    log_r = np.log(q) + own[:, ~counter].sum(1)
+    known = (happened & ~counter).any()
+    log_forms = log_r if known else np.logaddexp(log_r, np.log1p(-q))
+    log_weight = log_forms + own[:, counter].sum(1)
     weight = np.exp(log_weight - log_weight.max())
     weight /= weight.sum()
-    p_r = np.ones(PARTICLES) if happened.any() else np.exp(log_r - log_weight)
+    p_r = np.ones(PARTICLES) if known else np.exp(log_r - log_forms)
     p_on = np.where(happened, 1.0, channel * np.exp(-hazard) / quiet)
     ahead = np.empty((PARTICLES, max(HORIZONS)))
     x = paths[:, -1]
@@ -120,8 +125,10 @@ def oracle(world: World, t: int, members: list[list[int]], rng: np.random.Genera
     out = np.empty((len(members), len(HORIZONS)))
     for i, m in enumerate(members):
         for k, h in enumerate(HORIZONS):
-            fires = p_on[:, m] * -np.expm1(-future[:, m, h - 1])
-            out[i, k] = weight @ (p_r * (1 - np.prod(1 - fires, axis=1)))
+            quiet_ahead = 1 + p_on[:, m] * np.expm1(-future[:, m, h - 1])
+            forms = np.prod(quiet_ahead, axis=1, where=~counter[m])
+            out[i, k] = weight @ (1 - np.prod(quiet_ahead, axis=1, where=counter[m])
+                                  * (1 - p_r + p_r * forms))
     return out
 
 
@@ -147,7 +154,8 @@ def run_world(family: str, seed: int, priors: Priors, fitter: Fitter, claims_pri
     rng = np.random.default_rng(seed)
     scenarios = [s for s, spec in priors.scenarios.items() if spec.resolution]
     indicators = list(all_indicators(priors.scenarios))
-    world, rejected = draw_world(family, rng, scenarios, indicators, claims_prior)
+    counter = {s for s in scenarios if priors.scenarios[s].counter}
+    world, rejected = draw_world(family, rng, scenarios, indicators, counter, claims_prior)
     asked = {s: list(spec.union or (s,)) for s, spec in priors.scenarios.items()}
     members = [[scenarios.index(m) for m in ms] for ms in asked.values()]
     weeks = world.series.week.values.astype("datetime64[D]").astype(dt.date)
