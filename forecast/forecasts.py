@@ -146,7 +146,8 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         overlap = np.array([_overlap_days(s, window_start, q.deadline) / 7 for s in starts])
         members = [scenarios.index(m) for m in q.members]
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
-        none = np.log1p(-p_on[:, members] * -np.expm1(-hazard))  # (sample, member)
+        with np.errstate(divide="ignore"):  # log 0 = -inf: a member that surely fires
+            none = np.log1p(p_on[:, members] * np.expm1(-hazard))  # (sample, member)
         no_form = np.where(counter[members], 0.0, none).sum(axis=1)
         no_counter = np.where(counter[members], none, 0.0).sum(axis=1)
         probs.append(-np.expm1(no_counter) - p_retaliation * np.exp(no_counter)

@@ -2,6 +2,7 @@
 run on the smallest data that shows the property."""
 
 import datetime as dt
+import warnings
 
 import numpy as np
 import pytensor.tensor as pt
@@ -230,6 +231,17 @@ def test_a_counter_scenario_is_outside_retaliation():
     p_c = 1 - np.exp(-5.2)
     np.testing.assert_allclose(f.probability.values,
                                [p_r * p_a, p_c, 1 - (1 - p_c) * (1 - p_r * p_a)], rtol=1e-12)
+
+
+def test_a_member_that_surely_fires_makes_its_union_certain_without_a_warning():
+    series = _series({"a": [1], "b": [0]})
+    post = _posterior(beta=np.log([[1e3, 0.1]]), channel=np.array([[1.0, 0.5]]),
+                      retaliation=np.array([1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = forecast_questions(post, series, [_question("u", members=("a", "b"))], AS_OF, {},
+                               seed=0)
+    assert f.probability.item() == 1.0
 
 
 def test_a_deadline_mid_week_counts_the_days_it_covers():
