@@ -28,6 +28,7 @@ from forecast.forecasts import draws_of
 from forecast.model import build_model, model_data
 from forecast.series import week_ends
 from forecast.simulate import plausible_world
+from validation import measured_at
 
 MAIN = ("rho", "lambda", "mu", "phi", "gamma", "beta", "retaliation", "channel")
 SCENARIOS, INDICATORS = ["s1", "s2", "s3"], ["k1", "k2", "k3"]
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/validation"))
     args = parser.parse_args()
-    result = run_recovery(args.worlds, seed=args.seed)
+    result = {"measured_at_commit": measured_at(), **run_recovery(args.worlds, seed=args.seed)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recovery.json").write_text(json.dumps(result, indent=1))
     for name, c in result["coverage"].items():

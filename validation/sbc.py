@@ -29,6 +29,7 @@ from forecast.forecasts import draws_of
 from forecast.model import build_model, model_data
 from forecast.series import week_ends
 from forecast.simulate import simulate_world
+from validation import measured_at
 
 GROUPS = ("rho", "lambda", "mu", "gamma", "beta", "scenario_level_mean", "retaliation",
           "channel")
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/validation"))
     args = parser.parse_args()
-    result = run_sbc(args.datasets, seed=args.seed)
+    result = {"measured_at_commit": measured_at(), **run_sbc(args.datasets, seed=args.seed)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sbc.json").write_text(json.dumps(result))
     plot(result, args.out / "sbc.png")

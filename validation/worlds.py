@@ -46,12 +46,13 @@ from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_posterior
-from forecast.priors import Priors, load_priors
+from forecast.priors import EVIDENCE_BUDGET, Priors, load_priors
 from forecast.scenarios import all_indicators
 from forecast.series import week_ends, window
 from forecast.simulate import World, draw_parameters, plausible_world
 from forecast.update import claim_terms
 from forecast.workspace import bundled_priors
+from validation import measured_at
 
 START, WEEKS = dt.date(2024, 7, 7), 104
 STEPS = (26, 52, 78)
@@ -243,8 +244,9 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     prior = claims_only_posterior(priors, cache).posterior.to_dataset()
     claims_prior = {k: draws_of(prior, k) for k in SCENARIO_PARAMS}
-    result = {"sampler": sampler.__dict__, "steps_weeks": STEPS, "horizons_weeks": HORIZONS,
-              "world_weeks": WEEKS, "families": {}}
+    result = {"measured_at_commit": measured_at(), "sampler": sampler.__dict__,
+              "steps_weeks": STEPS, "horizons_weeks": HORIZONS, "world_weeks": WEEKS,
+              "evidence_budget": EVIDENCE_BUDGET, "families": {}}
     for family in args.families.split(","):
         worlds = []
         for seed in range(1, args.worlds + 1):
