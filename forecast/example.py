@@ -92,7 +92,8 @@ def load_example(ws: Workspace) -> list[dict]:
     files = {folder / "document-events.csv": document_events(load_priors(ws.priors_dir)
                                                               .claim_sets),
              folder / "simulated-world.csv": events}
-    truth = {k: np.asarray(v).round(6).tolist() for k, v in world.params.items()}
+    truth = {k: np.asarray(v).tolist() if np.asarray(v).dtype == bool
+             else np.asarray(v).round(6).tolist() for k, v in world.params.items()}
     (folder / "simulated-world-truth.json").write_text(json.dumps(
         {"note": "SIMULATED: the true parameters of the example world (forecast.model notation)",
          "seed": EXAMPLE_SEED, "scenarios": list(world.series.scenario.values),

@@ -126,6 +126,7 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
     params = dict(params or draw_parameters(rng, len(scenarios), len(indicators), n_weeks, config,
                                             counter=mask))
     params.setdefault("innovation", rng.standard_normal(n_weeks))
+    params.setdefault("counter", mask)
     if "on" not in params:
         used = rng.random(len(scenarios)) >= 1 - params["channel"]  # z_s
         retaliates = params["retaliation"] >= 1 or rng.random() < params["retaliation"]  # R
