@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := build/example
 
-.PHONY: install example test lint
+.PHONY: install example test test-fast lint
 
 $(BIN)/forecast: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 not found: install it or run make PYTHON=/path/to/python3.12"; exit 1; }
@@ -33,7 +33,11 @@ example: install
 	$(BIN)/forecast --workspace $(EXAMPLE) report --out reports/example
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
+
+# the edit-test loop: no MCMC fits, no subprocesses (tests marked slow)
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy
