@@ -26,7 +26,7 @@ events a week than the feed's volume, or a scenario firing more than once a week
 again, and the rejected draws are counted. A fit that fails the diagnostics gate is refitted
 once with another seed; if it fails again the step is dropped for every method and counted.
 
-    python validation/worlds.py [--worlds 20] [--out reports/validation]
+    python validation/worlds.py [--worlds 20] [--budget B] [--out reports/validation]
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import forecast.priors
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_posterior
-from forecast.priors import EVIDENCE_BUDGET, Priors, load_priors
+from forecast.priors import Priors, load_priors
 from forecast.scenarios import all_indicators
 from forecast.series import week_ends, window
 from forecast.simulate import World, draw_parameters, plausible_world
@@ -236,7 +237,10 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, default=20)
     parser.add_argument("--families", default="broad,claims")
     parser.add_argument("--out", type=Path, default=Path("reports/validation"))
+    parser.add_argument("--budget", type=float, default=forecast.priors.EVIDENCE_BUDGET,
+                        help="EVIDENCE_BUDGET to weigh the document with [the bundled one]")
     args = parser.parse_args()
+    forecast.priors.EVIDENCE_BUDGET = args.budget
     priors = load_priors(bundled_priors())
     sampler = SamplerConfig()
     fitter = Fitter(priors, sampler)
@@ -246,7 +250,7 @@ def main() -> None:
     claims_prior = {k: draws_of(prior, k) for k in SCENARIO_PARAMS}
     result = {"measured_at_commit": measured_at(), "sampler": sampler.__dict__,
               "steps_weeks": STEPS, "horizons_weeks": HORIZONS, "world_weeks": WEEKS,
-              "evidence_budget": EVIDENCE_BUDGET, "families": {}}
+              "evidence_budget": args.budget, "families": {}}
     for family in args.families.split(","):
         worlds = []
         for seed in range(1, args.worlds + 1):
