@@ -101,7 +101,12 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     from forecast.workspace import init_workspace
 
     root = directory or ctx.obj["workspace"]
-    ws = init_workspace(root, example=example)
+    if example:
+        from forecast.example import init_example
+
+        ws = init_example(root)
+    else:
+        ws = init_workspace(root)
     click.echo(f"Created workspace {ws.root} (priors in {ws.priors_dir}).")
     if example:
         from forecast.example import EXAMPLE_AS_OF, load_example
@@ -738,10 +743,10 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
     every submitted row is recorded in the history.
     """
     from forecast import submission
+    from forecast.files import atomic_write
     from forecast.priors import load_priors
     from forecast.store import transaction
     from forecast.update import store
-    from forecast.workspace import atomic_write
 
     if post and platform != "metaculus":
         raise click.UsageError("--post sends to Metaculus only; ForecastBench takes forecast sets "

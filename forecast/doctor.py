@@ -53,16 +53,10 @@ import duckdb
 
 from forecast import history
 from forecast.errors import PosteriorError, StoreDamagedError, WorkspaceError, first_line
+from forecast.files import atomic_file, remove
+from forecast.posterior import posterior_path, read_posterior, refit_command
 from forecast.store import journal, open_store, row_counts, tables, transaction, verify
-from forecast.workspace import (
-    Workspace,
-    atomic_file,
-    backup_store,
-    posterior_path,
-    read_posterior,
-    remove,
-    stray_temp_files,
-)
+from forecast.workspace import Workspace, backup_store, stray_temp_files
 
 #: damaged: `--repair` fixes it; repaired: fixed by this run; note: nothing for `--repair` to do
 State = Literal["damaged", "repaired", "note"]
@@ -258,7 +252,7 @@ def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
                 run["posterior_file"], "note", f"the posterior of the update as of "
                 f"{run['as_of']} is missing (`show` and `history` do not need it; `report`, "
                 "`submit` and `explain` of this update do)",
-                f"{history.refit_command(run)} fits it again"))
+                f"{refit_command(run)} fits it again"))
     for path in sorted(ws.posteriors_dir.glob("*.nc")):
         try:
             read_posterior(path, "")
@@ -266,7 +260,7 @@ def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
         except PosteriorError as exc:
             problem = _problem(exc, path)
         owner = runs.get(path.resolve())
-        after = (f"then {history.refit_command(owner)} fits it again" if owner else
+        after = (f"then {refit_command(owner)} fits it again" if owner else
                  "it is sampled again when needed" if path.name.startswith("claims-only-") else
                  "no recorded update uses it")
         done = f"moved to {aside.move(path)}" if repair else "--repair moves it to broken/"

@@ -85,10 +85,9 @@ from typing import IO, Any, Literal
 import duckdb
 
 from forecast import store
+from forecast.config import DEFAULT_REGION
 from forecast.errors import EventFormatError
 from forecast.schema import COUNTRY_CODE, EVENT_CODE_PATTERN
-
-DEFAULT_REGION: tuple[str, ...] = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
 
 Format = Literal["auto", "gdelt1", "gdelt2", "icews", "acled", "native"]
 FORMATS = ("gdelt1", "gdelt2", "icews", "acled", "native")

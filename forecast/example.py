@@ -18,17 +18,27 @@ import numpy as np
 
 from forecast.claims import ClaimSet
 from forecast.events import import_events
+from forecast.platforms import example_platforms_toml
 from forecast.priors import load_priors
-from forecast.scenarios import EventFilter, all_indicators
+from forecast.scenarios import EventFilter, all_indicators, load_scenarios
 from forecast.series import week_ends
 from forecast.simulate import World, simulate_world, world_events
 from forecast.store import open_store
-from forecast.workspace import Workspace
+from forecast.workspace import Workspace, bundled_priors, init_workspace
 
 EXAMPLE_SEED = 2024
 EXAMPLE_START = dt.date(2024, 1, 1)
 EXAMPLE_AS_OF = dt.date(2026, 11, 22)
 NATIVE_HEADER = ("date", "actor1", "actor2", "event_code", "num_sources", "source_url", "note")
+
+
+def init_example(root: Path) -> Workspace:
+    """A new workspace marked as the example, its questions mapped to fake platform ids (the
+    events are loaded by `load_example`)."""
+    questions = [q.id for s in load_scenarios(bundled_priors() / "scenarios").values()
+                 for q in s.questions]
+    return init_workspace(root, example=True,
+                          platforms=example_platforms_toml(questions, due=EXAMPLE_AS_OF))
 
 
 def document_events(claim_sets: tuple[ClaimSet, ...]) -> list[dict]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import xarray as xr
 
-from forecast import history
+from forecast import history, posterior
 from forecast.errors import ForecastError
 from forecast.events import list_events
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
@@ -82,7 +82,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
             con, run_id=run["run_id"])} for run in (before, after))
     if question is not None and question not in rows_after:
         raise ForecastError(f"unknown question '{question}'; known: {', '.join(rows_after)}")
-    trees = [history.open_posterior(ws, r) for r in (before, after)]
+    trees = [posterior.open_run(ws, r) for r in (before, after)]
     if any("priors_files" not in t.attrs for t in trees):
         raise ForecastError("the posterior of an update has no copy of its priors (made by an "
                             "older version): run `forecast update` twice with this version")

@@ -5,17 +5,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-from forecast.errors import PosteriorError
 from forecast.store import transaction
-
-if TYPE_CHECKING:
-    import xarray as xr
-
-    from forecast.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -173,32 +167,6 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
         "run_id": r["run_id"], "seed": r["seed"], "data_hash": r["data_hash"],
         "priors_hash": r["priors_hash"], "code_version": r["code_version"],
     }
-
-
-def open_posterior(ws: Workspace, run: dict[str, Any]) -> xr.DataTree:
-    """The posterior file of a recorded run, read whole.
-
-    Raises
-    ------
-    PosteriorError
-        The file is missing or cannot be read; the message gives the command that fits the run
-        again (`refit_command`).
-    """
-    from forecast.workspace import posterior_path, read_posterior
-
-    path = posterior_path(ws, run["posterior_file"])
-    if not path.is_file():
-        raise PosteriorError(f"{path}: the posterior of the update as of {run['as_of']} is "
-                             f"missing; {refit_command(run)} fits it again")
-    return read_posterior(path, f"then {refit_command(run)} fits it again")
-
-
-def refit_command(run: dict[str, Any]) -> str:
-    """The command that fits a recorded run again with the same settings: with the same data,
-    the same run (its posterior is written again and its history rows are kept)."""
-    return ("`forecast update --as-of {as_of} --seed {seed} --draws {draws} --tune {tune} "
-            "--chains {chains}").format(**run) + (
-        "`" if run["converged"] else " --allow-unconverged`")
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict[str, Any]]:

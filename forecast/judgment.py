@@ -15,22 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from forecast import history
+from forecast.config import Aggregation
 from forecast.errors import QuestionError
-
-
-@dataclass(frozen=True)
-class Aggregation:
-    """The `[aggregation]` table of forecast.toml."""
-
-    model_weight: float = 1.0
-    judgment_weight: float = 1.0
-    extremize: float = 1.0  # a >= 1
 
 
 def pool(probabilities: Sequence[float], weights: Sequence[float], *, extremize: float) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import PercentFormatter
 
-from forecast.workspace import atomic_file
+from forecast.files import atomic_file
 
 DPI = 110
 

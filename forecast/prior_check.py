@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.fit import Diagnostics, SamplerConfig, diagnose, gated, sample
+from forecast.files import atomic_file
+from forecast.fit import Diagnostics, SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, claim_draws, forecast_questions
 from forecast.model import ModelConfig, build_model
+from forecast.posterior import code_version, read_posterior
 from forecast.priors import Priors
 from forecast.series import make_series
 from forecast.update import claim_terms, questions
-from forecast.workspace import atomic_file, read_posterior
 
 PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 
@@ -31,10 +32,9 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
                           with_claims: bool = True) -> xr.DataTree:
     """The model fitted to the claims alone (one week without data: no likelihood), or with
     `with_claims` False to nothing (the broad priors alone), cached in `cache_dir` by the priors'
-    digest, the code version and the sampler settings. Its ``constant_data`` is that empty week;
-    its attrs hold the diagnostics."""
-    from forecast.update import code_version
-
+    digest, the code version and the sampler settings; a fit that fails the gate is refitted
+    once (`forecast.fit.sample_gated`). Its ``constant_data`` is that empty week; its attrs hold
+    the diagnostics."""
     kind = "claims-only" if with_claims else "no-claims"
     cache = cache_dir / (f"{kind}-{priors.digest()[:16]}-{code_version()}-"
                          f"{sampler.draws}-{sampler.tune}-{sampler.chains}-{sampler.seed}.nc")
@@ -45,8 +45,7 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1),
                          counter={s for s in scenarios if priors.scenarios[s].counter})
     model = build_model(series, claim_terms(priors) if with_claims else (), ModelConfig())
-    tree = sample(model, sampler)
-    diagnostics = diagnose(tree, gated(model))
+    tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
     out = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset(),
                                  "constant_data": series})
     out.attrs = {k: int(v) if isinstance(v, bool) else v

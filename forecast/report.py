@@ -18,12 +18,14 @@ import xarray as xr
 from forecast import history, plots
 from forecast.errors import ForecastError
 from forecast.evaluate import score_workspace
+from forecast.files import atomic_write
 from forecast.forecasts import cumulative_probability, draws_of
+from forecast.posterior import open_run
 from forecast.prior_check import claim_probabilities, prior_predictive
 from forecast.priors import load_priors
 from forecast.scoring import plot_reliability
 from forecast.store import open_store
-from forecast.workspace import Workspace, atomic_write
+from forecast.workspace import Workspace
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
 color:#222;line-height:1.45}table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
@@ -113,7 +115,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         scores = score_workspace(con, priors, today=run["as_of"])
     finally:
         con.close()
-    tree = history.open_posterior(ws, run)
+    tree = open_run(ws, run)
     posterior = tree["posterior"].to_dataset()
     series = tree["constant_data"].to_dataset()
     out.mkdir(parents=True, exist_ok=True)

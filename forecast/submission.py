@@ -13,9 +13,9 @@ from typing import Any, Literal
 import duckdb
 import xarray as xr
 
-from forecast import history, judgment, platforms, resolution
+from forecast import history, judgment, posterior, resolution
 from forecast.errors import NotAvailableError, SubmissionError
-from forecast.platforms import Platform, SubmissionRow
+from forecast.platforms import JSON_PLATFORMS, Platform, SubmissionRow, metaculus, spreadsheet
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors
 from forecast.update import questions
@@ -61,7 +61,7 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     states = resolution.current(con)
     judged = judgment.latest(con)
     fitted = history.find_run(con, run["run_id"]) or {}
-    series = history.open_posterior(ws, fitted)["constant_data"].to_dataset()
+    series = posterior.open_run(ws, fitted)["constant_data"].to_dataset()
     specs = {q.id: q for q in questions(priors)}
     prior: dict[str, float] = {}
     for opened in {q.opened for q in specs.values()}:  # the claims alone, when questions opened
@@ -103,20 +103,16 @@ def payload(ws: Workspace, submission: Submission,
             platform: Platform) -> tuple[str, Any, set[str], list[str]]:
     """The platform's payload, validated: its text, the payload itself (None for CSV), the
     questions it holds, and warnings (clipped probabilities, unmapped questions)."""
-    if platform == "csv":
-        return (platforms.csv_text(submission.rows), None,
+    if platform == spreadsheet.NAME:
+        return (spreadsheet.csv_text(submission.rows), None,
                 {r.question for r in submission.rows}, list(submission.warnings))
     config = getattr(ws.config.platforms, platform)
     if config is None:
         raise SubmissionError(f"no [platforms.{platform}] in {ws.root / 'forecast.toml'}: "
                               "map your questions to the platform's ids there")
-    data: Any
-    if platform == "metaculus":
-        data, warnings = platforms.metaculus_payload(submission.rows, config)
-        platforms.validate_metaculus(data)
-    else:
-        data, warnings = platforms.forecastbench_payload(submission.rows, config)
-        platforms.validate_forecastbench(data)
+    module = JSON_PLATFORMS[platform]
+    data, warnings = module.payload(submission.rows, config)
+    module.validate(data)
     sent = {r.question for r in submission.rows if r.question in config.questions}
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n", data, sent,
             [*submission.warnings, *warnings])
@@ -131,7 +127,7 @@ def post(ws: Workspace, data: Any) -> tuple[int, str]:
     config = ws.config.platforms.metaculus
     if config is None:
         raise SubmissionError(f"no [platforms.metaculus] in {ws.root / 'forecast.toml'}")
-    status = platforms.post_metaculus(data, config, token=platforms.token_from_env(config))
+    status = metaculus.post(data, config, token=metaculus.token_from_env(config))
     return status, config.base_url
 
 

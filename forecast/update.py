@@ -20,16 +20,15 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-import forecast
-from forecast import history
+from forecast import history, posterior
 from forecast.fit import SamplerConfig
+from forecast.posterior import code_version
 from forecast.store import open_store, transaction
-from forecast.workspace import Workspace, atomic_file
+from forecast.workspace import Workspace
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,14 +44,6 @@ class UpdateResult:
     run: dict[str, Any]
     forecasts: list[dict[str, Any]]  # stable JSON rows, see `forecast.history`
     reused: bool
-
-
-def code_version() -> str:
-    """The package version and a hash of the library's source files."""
-    h = hashlib.sha256()
-    for path in sorted(Path(forecast.__file__).parent.glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
-    return f"{forecast.__version__}+{h.hexdigest()[:12]}"
 
 
 def inputs_fingerprint(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.date,
@@ -194,8 +185,8 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                "allow_unconverged": allow_unconverged, "simulated": ws.config.example,
                "claims_pareto_k": k}
         # the priors are kept beside the posterior, so that a later explanation can refit with them
-        _save_posterior(ws.root / posterior_file, tree, series,
-                        {**run, "priors_files": json.dumps(priors.files())})
+        posterior.save(ws.root / posterior_file, tree, series,
+                       {**run, "priors_files": json.dumps(priors.files())})
         rows = [{"question": str(q), "scenario": str(f.scenario.item()),
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),
                  "interval": [float(f.low), float(f.high)], "status": str(f.status.item()),
@@ -235,20 +226,3 @@ def store(ws: Workspace, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPy
 
 def _date(value: np.datetime64) -> dt.date:
     return value.astype("datetime64[D]").astype(dt.date)
-
-
-def _save_posterior(path: Path, tree: xr.DataTree, series: xr.Dataset, run: dict) -> None:
-    """Write posterior, sample stats and the fitted series as one NetCDF file, atomically."""
-    import xarray as xr
-
-    out = xr.DataTree.from_dict({
-        "posterior": tree.posterior.to_dataset(),
-        "sample_stats": tree.sample_stats.to_dataset().drop_vars(
-            [v for v in tree.sample_stats.data_vars if tree.sample_stats[v].dtype == object]),
-        "constant_data": series,
-    })
-    # NetCDF attributes: numbers and strings only
-    out.attrs = {k: int(v) if isinstance(v, bool) else v if isinstance(v, int | float | str)
-                 else str(v) for k, v in run.items()}
-    path.parent.mkdir(exist_ok=True)
-    atomic_file(path, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"))

@@ -17,84 +17,34 @@ write hold the workspace lock; a second writer waits `lock_timeout` seconds, the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import importlib.resources
-import math
-import os
-import re
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import filelock
 
+from forecast.config import (
+    CONFIG_FILE,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_AGE_DAYS,
+    DEFAULT_REGION,
+    EXAMPLE_MAX_AGE_DAYS,
+    Config,
+    read_config,
+)
 from forecast.errors import (
-    ConfigError,
-    PosteriorError,
     StoreDamagedError,
     WorkspaceBusyError,
     WorkspaceError,
-    first_line,
 )
-from forecast.events import DEFAULT_REGION
-from forecast.judgment import Aggregation
-from forecast.platforms import Platforms, example_platforms_toml, parse_platforms
-from forecast.schema import COUNTRY_CODE, Table, inside, read_toml, show_value
+from forecast.files import atomic_file, atomic_write, is_stray_temp, remove
 
 if TYPE_CHECKING:
-    import xarray as xr
-
-CONFIG_FILE = "forecast.toml"
-DEFAULT_LOCK_TIMEOUT = 30.0
-DEFAULT_HISTORY_WEEKS = 156
-DEFAULT_MAX_AGE_DAYS = 7
-EXAMPLE_MAX_AGE_DAYS = 36500  # the example's simulated data are frozen in 2026
-_MAX_WEEKS = 5200  # 100 years: more is a typo, and would overflow date arithmetic
-_CONFIG_KEYS = ("version", "created", "example", "priors", "region", "lock_timeout",
-                "history_weeks")
-
-
-@dataclass(frozen=True)
-class Config:
-    """The `[workspace]` table of forecast.toml."""
-
-    created: dt.date
-    example: bool
-    priors: str
-    region: tuple[str, ...]
-    lock_timeout: float
-    history_weeks: int = DEFAULT_HISTORY_WEEKS
-    max_age_days: int = DEFAULT_MAX_AGE_DAYS  # [submit]
-    aggregation: Aggregation = Aggregation()
-    platforms: Platforms = Platforms()
-
-    def to_toml(self) -> str:
-        region = ", ".join(f'"{r}"' for r in self.region)
-        return (
-            "# A forecast workspace (see the README). Edit the priors in the folder named below,\n"
-            "# then run `forecast priors check`.\n"
-            "[workspace]\n"
-            "version = 1\n"
-            f"created = {self.created.isoformat()}\n"
-            f"example = {'true' if self.example else 'false'}  # simulated example data\n"
-            f'priors = "{self.priors}"  # folder inside the workspace\n'
-            f"region = [{region}]  # CAMEO codes of the region's actors\n"
-            f"lock_timeout = {self.lock_timeout:g}  # seconds a second writer waits\n"
-            f"history_weeks = {self.history_weeks}  # weeks of events the model is fitted to\n"
-            "\n[submit]\n"
-            f"max_age_days = {self.max_age_days}  # refuse to submit older forecasts "
-            "(--force overrides)\n"
-            "\n[aggregation]  # the pool of model and judgment that is submitted\n"
-            f"model_weight = {self.aggregation.model_weight:g}\n"
-            f"judgment_weight = {self.aggregation.judgment_weight:g}\n"
-            f"extremize = {self.aggregation.extremize:g}  # a >= 1 in logit p = a * mean logit; "
-            "1 leaves the pool as is\n"
-        )
-
+    pass
 
 @dataclass(frozen=True)
 class Workspace:
@@ -168,84 +118,7 @@ def open_workspace(root: Path) -> Workspace:
             f"no workspace at {root}: create one with `forecast init {root}` "
             "(or choose another with --workspace DIR / FORECAST_WORKSPACE)"
         )
-    return Workspace(root, _read_config(config_path, root))
-
-
-def _read_config(path: Path, root: Path) -> Config:
-    problems: list[str] = []
-    top = Table(read_toml(path, ConfigError), "", problems, ("workspace", "submit",
-                                                                "aggregation", "platforms"))
-    t = top.table("workspace", _CONFIG_KEYS)
-    if t is None:
-        raise ConfigError(path, problems)
-    max_age, aggregation = _read_submit(top, problems)
-    platforms = parse_platforms(top.table("platforms", ("metaculus", "forecastbench"),
-                                          required=False))
-    version = t.get("version", int, what="the integer 1")
-    if version is not None and version != 1:
-        t.problem("version",
-                  f"expected 1 (the only version this toolkit reads), got {show_value(version)}")
-    created, example = t.date("created"), t.get("example", bool, what="true or false")
-    priors = t.text("priors")
-    if priors is not None and not _inside(root, root / priors):
-        t.problem("priors", f"must be a folder inside the workspace, got {show_value(priors)}")
-    region = t.strings("region")
-    if region is not None and not all(COUNTRY_CODE.fullmatch(r) for r in region):
-        t.problem("region", f"expected CAMEO country codes like 'RUS', got {show_value(region)}")
-    timeout = t.number("lock_timeout", required=False)
-    if timeout is not None and not 0 <= timeout < math.inf:
-        t.problem("lock_timeout", f"expected a number of seconds >= 0, got {timeout:g}")
-    weeks = t.get("history_weeks", int, required=False, what=f"an integer from 8 to {_MAX_WEEKS}")
-    if weeks is not None and not 8 <= weeks <= _MAX_WEEKS:
-        t.problem("history_weeks",
-                  f"expected an integer from 8 to {_MAX_WEEKS}, got {show_value(weeks)}")
-    if problems:
-        raise ConfigError(path, problems)
-    return Config(created, example, priors, tuple(region),  # type: ignore[arg-type]
-                  DEFAULT_LOCK_TIMEOUT if timeout is None else timeout,
-                  weeks or DEFAULT_HISTORY_WEEKS, max_age, aggregation, platforms)
-
-
-def _read_submit(top: Table, problems: list[str]) -> tuple[int, Aggregation]:
-    """The `[submit]` and `[aggregation]` tables (both optional, with defaults)."""
-    max_age = DEFAULT_MAX_AGE_DAYS
-    submit = top.table("submit", ("max_age_days",), required=False)
-    if submit is not None:
-        what = f"an integer from 0 to {EXAMPLE_MAX_AGE_DAYS}"
-        value = submit.get("max_age_days", int, required=False, what=what)
-        if value is not None and not 0 <= value <= EXAMPLE_MAX_AGE_DAYS:
-            submit.problem("max_age_days", f"expected {what}, got {show_value(value)}")
-        elif value is not None:
-            max_age = value
-    agg = top.table("aggregation", ("model_weight", "judgment_weight", "extremize"),
-                    required=False)
-    values = {f.name: getattr(Aggregation(), f.name) for f in dataclasses.fields(Aggregation)}
-    for key in values:
-        value = agg.number(key, required=False) if agg is not None else None
-        low = 1.0 if key == "extremize" else 0.0
-        if agg is not None and value is not None and not (value >= low
-                                                          and math.isfinite(value)):
-            agg.problem(key, f"expected a number >= {low:g}, got {value:g}")
-        elif value is not None:
-            values[key] = value
-    if values["model_weight"] + values["judgment_weight"] <= 0:
-        problems.append("aggregation: the weights must not both be 0")
-    return max_age, Aggregation(**values)
-
-
-def _inside(root: Path, path: Path) -> bool:
-    return inside(root, path) is not None
-
-
-def posterior_path(ws: Workspace, name: str) -> Path:
-    """The posterior file a run row names (relative to the workspace), refused unless it lies
-    inside the workspace's `posteriors/` folder (symlinks followed): the store is data, and a
-    path in it must not make us read files elsewhere."""
-    path = inside(ws.posteriors_dir, ws.root / name)
-    if path is None:
-        raise WorkspaceError(f"{ws.store_path}: the posterior file {show_value(name)} of a run "
-                             f"is not inside {ws.posteriors_dir}; refusing to read it")
-    return path
+    return Workspace(root, read_config(config_path, root))
 
 
 def bundled_priors() -> Path:
@@ -253,9 +126,21 @@ def bundled_priors() -> Path:
     return Path(str(importlib.resources.files("priors")))
 
 
+#: forecast.toml's `[platforms]` section in a new workspace: a commented template.
+PLATFORMS_TEMPLATE = (
+    "# Tournament platforms for `forecast submit`: map your question ids to theirs.\n"
+    "# [platforms.metaculus.questions]\n"
+    '# "hybrid-retaliation-by-2026-12-31" = 12345  # the question id, not the post id\n'
+    "# [platforms.forecastbench]  # organization, model, model_organization,\n"
+    "#                            # question_set, forecast_due_date, [..questions]\n")
+
+
 def init_workspace(root: Path, *, example: bool = False,
-                   region: tuple[str, ...] = DEFAULT_REGION) -> Workspace:
-    """Create a workspace at `root` with a copy of the bundled priors.
+                   region: tuple[str, ...] = DEFAULT_REGION,
+                   platforms: str = PLATFORMS_TEMPLATE) -> Workspace:
+    """Create a workspace at `root` with a copy of the bundled priors; `platforms` is the
+    `[platforms]` section of its forecast.toml (`forecast.example.init_example` maps the
+    example's questions to fake ids).
 
     Raises `WorkspaceError` if `root` already is a workspace. forecast.toml is written last, so an
     interrupted init leaves no workspace and can simply be run again.
@@ -270,65 +155,10 @@ def init_workspace(root: Path, *, example: bool = False,
     (root / "posteriors").mkdir(exist_ok=True)
     config = Config(dt.date.today(), example, "priors", region, DEFAULT_LOCK_TIMEOUT,
                     max_age_days=EXAMPLE_MAX_AGE_DAYS if example else DEFAULT_MAX_AGE_DAYS)
-    atomic_write(root / CONFIG_FILE, config.to_toml() + "\n" + _platforms_toml(root, example))
+    atomic_write(root / CONFIG_FILE, config.to_toml() + "\n" + platforms)
     return open_workspace(root)
 
 
-def _platforms_toml(root: Path, example: bool) -> str:
-    """The example's platform mapping (fake ids), or a commented template."""
-    from forecast.example import EXAMPLE_AS_OF
-    from forecast.scenarios import load_scenarios
-
-    if example:
-        questions = [q.id for s in load_scenarios(root / "priors" / "scenarios").values()
-                     for q in s.questions]
-        return example_platforms_toml(questions, due=EXAMPLE_AS_OF)
-    return ("# Tournament platforms for `forecast submit`: map your question ids to theirs.\n"
-            "# [platforms.metaculus.questions]\n"
-            '# "hybrid-retaliation-by-2026-12-31" = 12345  # the question id, not the post id\n'
-            "# [platforms.forecastbench]  # organization, model, model_organization,\n"
-            "#                            # question_set, forecast_due_date, [..questions]\n")
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    raw = data.encode() if isinstance(data, str) else data
-    atomic_file(path, lambda tmp: Path(tmp).write_bytes(raw))
-
-
-def atomic_file(path: Path, write: Callable[[str], object]) -> None:
-    """Call `write(temporary path)`, then rename the file over `path` (same folder, so the rename
-    is atomic): a command killed at any moment leaves the old file or the new one, whole. The
-    file is flushed to disk before the rename and gets the usual permissions (mkstemp's are
-    owner-only). The temporary file is ``.<name>.<pid>.<random>.tmp``; a killed command's stays
-    behind and is removed by the next writer or `forecast doctor` (see `stray_temp_files`)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        _fsync(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # the rename itself, where folders can be synced
-        _fsync(path.parent)
-
-
-def _fsync(path: str | Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_TEMP_NAME = re.compile(r"\.(?P<name>.+?)(\.(?P<pid>\d+))?\.[a-z0-9_]+\.tmp")
 #: The scratch folders of `forecast.events.import_events` (made beside the store).
 _IMPORT_SCRATCH = "forecast-import-*"
 
@@ -341,33 +171,8 @@ def stray_temp_files(ws: Workspace) -> list[Path]:
     for folder in (ws.root, ws.posteriors_dir):
         if not folder.is_dir():
             continue
-        for path in folder.iterdir():
-            match = _TEMP_NAME.fullmatch(path.name)
-            if match and path.is_file() and not _running(match["pid"]):
-                found.append(path)
+        found += [path for path in folder.iterdir() if is_stray_temp(path)]
     return sorted(found) + sorted(p for p in ws.root.glob(_IMPORT_SCRATCH) if p.is_dir())
-
-
-def _running(pid: str | None) -> bool:
-    """Whether the process named in a temporary file's name runs (None: a name without one)."""
-    if pid is None:
-        return False
-    try:
-        os.kill(int(pid), 0)  # signal 0 only asks whether the process is there
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True
-
-
-def remove(path: Path) -> None:
-    """Delete a file or a folder with its content, if it is there."""
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
 
 
 def backup_store(ws: Workspace) -> bool:
@@ -424,28 +229,3 @@ def _check_not_gone(ws: Workspace) -> None:
 def _stamp(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
-
-
-def read_posterior(path: Path, then: str) -> xr.DataTree:
-    """A posterior NetCDF file (ArviZ DataTree with ``posterior`` and ``constant_data``), read
-    whole into memory and closed.
-
-    Raises
-    ------
-    PosteriorError
-        The file cannot be read (truncated, overwritten): names it and the recovery,
-        `forecast doctor --repair` moving it aside and `then` saying what follows.
-    """
-    import xarray as xr
-
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            missing = {"posterior", "constant_data"} - set(tree.children)
-            if missing:
-                raise ValueError(f"no {' or '.join(sorted(missing))} group")
-            return tree.load()
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise PosteriorError(f"{path}: cannot read this posterior file ({first_line(exc)}); run "
-                             f"`forecast doctor --repair` to move it aside, {then}") from exc

@@ -28,8 +28,9 @@ from click.testing import CliRunner
 
 from cli import main
 from forecast import history
+from forecast.posterior import read_posterior
 from forecast.store import open_store, verify
-from forecast.workspace import open_workspace, read_posterior
+from forecast.workspace import open_workspace
 from tests.conftest import events_csv
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from cli import main
 from forecast import history
 from forecast.doctor import doctor
+from forecast.files import atomic_file
 from forecast.store import open_store, transaction
-from forecast.workspace import atomic_file, init_workspace, open_workspace
+from forecast.workspace import init_workspace, open_workspace
 from tests.conftest import events_csv
 
 ROOT = Path(__file__).resolve().parent.parent

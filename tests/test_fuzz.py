@@ -29,10 +29,11 @@ from hypothesis import strategies as st
 from forecast.claims import load_claims
 from forecast.errors import EventFormatError, ForecastError
 from forecast.events import import_events
+from forecast.example import init_example
 from forecast.priors import load_priors
 from forecast.scenarios import load_scenarios
 from forecast.store import open_store
-from forecast.workspace import CONFIG_FILE, bundled_priors, init_workspace, open_workspace
+from forecast.workspace import CONFIG_FILE, bundled_priors, open_workspace
 from tests.test_events import balanced, snapshot
 
 DATA = Path(__file__).parent / "data"
@@ -261,7 +262,7 @@ def priors(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace whose forecast.toml has every table, [platforms] included."""
-    return init_workspace(tmp_path_factory.mktemp("fuzz") / "ws", example=True).root
+    return init_example(tmp_path_factory.mktemp("fuzz") / "ws").root
 
 
 CLAIMS = "claims/allies-to-adversaries.toml"

@@ -403,7 +403,10 @@ def test_the_forecast_without_claims_matches_a_fit_without_them():
     """The reweighted draws (PSIS) give what a fit without the claims gives, within Monte Carlo
     error; the claims themselves moved the forecast, so the check can fail."""
     series = _series({"a": [0] * 30 + [1] + [0] * 9, "b": [0] * 40})
-    claims = [ClaimTerm("b-likely", ("b",), 26.0, 3.0, 1.5)]  # Beta(3, 1.5): mean 2/3
+    # Beta(2, 1.5): a claim the 40 quiet weeks contradict mildly. With Beta(3, 1.5) the Pareto k
+    # was 0.53-0.87 over seeds 5-12 (the reweighting not trusted, and the update refits); with
+    # this one 0.24-0.66, and the claim still moves P(b) by about 0.06.
+    claims = [ClaimTerm("b-likely", ("b",), 26.0, 2.0, 1.5)]
     questions = [_question("a"), _question("b")]
     config = ModelConfig(escalation=False)
     sampler = SamplerConfig(draws=2000, tune=1000, seed=8)

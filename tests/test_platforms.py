@@ -11,22 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecast.errors import SubmissionError
-from forecast.platforms import (
-    ForecastBenchConfig,
-    ForecastBenchQuestion,
-    MetaculusConfig,
-    Platforms,
-    SubmissionRow,
-    csv_text,
-    example_platforms_toml,
-    forecastbench_payload,
-    metaculus_payload,
-    parse_platforms,
-    post_metaculus,
-    token_from_env,
-    validate_forecastbench,
-    validate_metaculus,
-)
+from forecast.platforms import Platforms, SubmissionRow, example_platforms_toml, parse_platforms
+from forecast.platforms.forecastbench import ForecastBenchConfig, ForecastBenchQuestion
+from forecast.platforms.forecastbench import payload as forecastbench_payload
+from forecast.platforms.forecastbench import validate as validate_forecastbench
+from forecast.platforms.metaculus import MetaculusConfig, token_from_env
+from forecast.platforms.metaculus import payload as metaculus_payload
+from forecast.platforms.metaculus import post as post_metaculus
+from forecast.platforms.metaculus import validate as validate_metaculus
+from forecast.platforms.spreadsheet import csv_text
 from forecast.schema import Table
 from tests.fake_metaculus import Reply, Request
 

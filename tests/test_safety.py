@@ -18,9 +18,11 @@ from click.testing import CliRunner
 from cli import main
 from forecast import history
 from forecast.errors import ConfigError, PriorSpecError, WorkspaceError
+from forecast.example import init_example
+from forecast.posterior import posterior_path
 from forecast.priors import load_priors
 from forecast.store import open_store, transaction
-from forecast.workspace import CONFIG_FILE, init_workspace, open_workspace, posterior_path
+from forecast.workspace import CONFIG_FILE, open_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [*sorted((ROOT / "forecast").rglob("*.py")), ROOT / "cli.py"]
@@ -220,7 +222,7 @@ def test_commands_refuse_a_posterior_path_from_the_store_that_leaves_it(
 @pytest.mark.parametrize("key", ["token", "metaculus_token", "api_key", "METACULUS_TOKEN"])
 def test_a_token_in_forecast_toml_is_refused_and_not_echoed(tmp_path: Path, table: str,
                                                             key: str) -> None:
-    root = init_workspace(tmp_path / "ws", example=True).root
+    root = init_example(tmp_path / "ws").root
     secret = f"tok-{uuid.uuid4().hex}"
     path = root / CONFIG_FILE
     lines = path.read_text().splitlines(keepends=True)
@@ -238,7 +240,7 @@ def test_a_token_in_forecast_toml_is_refused_and_not_echoed(tmp_path: Path, tabl
 
 
 def test_the_token_is_read_only_where_it_is_posted() -> None:
-    """`token_from_env()` is only ever the `token=` argument of `post_metaculus(...)`, so the
+    """`token_from_env()` is only ever the `token=` argument of `metaculus.post(...)`, so the
     token cannot reach a file, a log or a message through the library's own code."""
     reads, posted = [], []
     for path in SOURCES:
@@ -246,7 +248,7 @@ def test_the_token_is_read_only_where_it_is_posted() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _dotted(node.func).endswith("token_from_env"):
                 reads.append(node)
-            if isinstance(node, ast.Call) and _dotted(node.func).endswith("post_metaculus"):
+            if isinstance(node, ast.Call) and _dotted(node.func) == "metaculus.post":
                 posted += [k.value for k in node.keywords if k.arg == "token"]
     assert reads and all(any(r is p for p in posted) for r in reads)
 

@@ -5,11 +5,13 @@ import textwrap
 import pytest
 
 from forecast.errors import ConfigError, WorkspaceBusyError, WorkspaceError
-from forecast.workspace import CONFIG_FILE, atomic_write, init_workspace, open_workspace
+from forecast.example import init_example
+from forecast.files import atomic_write
+from forecast.workspace import CONFIG_FILE, init_workspace, open_workspace
 
 
 def test_init_copies_the_priors_and_writes_a_readable_config(tmp_path):
-    ws = init_workspace(tmp_path / "ws", example=True)
+    ws = init_example(tmp_path / "ws")
     again = open_workspace(tmp_path / "ws")
     assert again.config == ws.config
     assert ws.config.example and ws.config.region == ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
