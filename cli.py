@@ -110,12 +110,11 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     click.echo(f"Created workspace {ws.root} (priors in {ws.priors_dir}).")
     if example:
         from forecast.example import EXAMPLE_AS_OF, load_example
-        from forecast.update import store
 
         with ws.lock():
             for result in load_example(ws):
                 click.echo(_import_line(result))
-            with store(ws) as con:
+            with ws.store() as con:
                 resolved = _sync_resolutions(ws, con)
         click.echo(f"{len(resolved)} question(s) resolved by the events (`forecast show` after "
                    "an update; `forecast resolve QUESTION` for why).")
@@ -643,7 +642,6 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
     from forecast import resolution
     from forecast.priors import load_priors
     from forecast.store import transaction
-    from forecast.update import store
 
     ws = _workspace(ctx)
     priors = load_priors(ws.priors_dir)
@@ -655,7 +653,7 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
         else:
             click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open")
         return
-    with ws.lock(), store(ws) as con, transaction(con):
+    with ws.lock(), ws.store() as con, transaction(con):
         row, warnings = resolution.resolve_by_hand(con, priors, question, state,
                                                    day=day and day.date(), note=note,
                                                    today=_today())
@@ -680,11 +678,10 @@ def _sync_resolutions(ws, con) -> list[dict[str, Any]]:
 
 def _resolution_trail(ws, question: str) -> list[dict[str, Any]]:
     from forecast import resolution
-    from forecast.update import store
 
     if not ws.store_path.exists():
         return []
-    with store(ws, read_only=True) as con:
+    with ws.store(read_only=True) as con:
         return resolution.trail(con, question)
 
 
@@ -709,11 +706,10 @@ def judge(ctx: click.Context, question: str, probability: float, note: str | Non
     from forecast import judgment, resolution
     from forecast.priors import load_priors
     from forecast.store import transaction
-    from forecast.update import store
 
     ws = _workspace(ctx)
     q = resolution.find_question(load_priors(ws.priors_dir), question)
-    with ws.lock(), store(ws) as con, transaction(con):
+    with ws.lock(), ws.store() as con, transaction(con):
         row = judgment.record(con, q.id, probability, note=note, by=resolution.user())
     if as_json:
         emit_json(row)
@@ -746,7 +742,6 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
     from forecast.files import atomic_write
     from forecast.priors import load_priors
     from forecast.store import transaction
-    from forecast.update import store
 
     if post and platform != "metaculus":
         raise click.UsageError("--post sends to Metaculus only; ForecastBench takes forecast sets "
@@ -754,7 +749,7 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
     ws = _workspace(ctx)
     priors = load_priors(ws.priors_dir)
     with ws.lock():
-        with store(ws, read_only=True) as con:
+        with ws.store(read_only=True) as con:
             sub = submission.prepare(ws, con, priors, source=source,  # type: ignore[arg-type]
                                      force=force, today=_today())
         text, payload, sent, warnings = submission.payload(
@@ -773,7 +768,7 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
             status, url = submission.post(ws, payload)
             destinations.append(url)
             click.echo(f"Posted {len(sent)} forecast(s) to {url} (HTTP {status}).", err=True)
-        with store(ws) as con, transaction(con):
+        with ws.store() as con, transaction(con):
             submission.record(con, sub, platform=platform, destination="; ".join(destinations),
                               questions_sent=sent)
 
@@ -792,13 +787,12 @@ def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
     from forecast import scoring
     from forecast.evaluate import score_workspace
     from forecast.priors import load_priors
-    from forecast.update import store
 
     ws = _workspace(ctx)
     priors = load_priors(ws.priors_dir)
     if not ws.store_path.exists():
         raise NotAvailableError("no events or forecasts yet: run `forecast update` first")
-    with store(ws, read_only=True) as con:
+    with ws.store(read_only=True) as con:
         result = score_workspace(con, priors, today=_today())
     if plot is not None:
         scoring.plot_reliability(result["calibration"], plot,
@@ -874,13 +868,12 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
     from forecast.evaluate import plan
     from forecast.fit import SamplerConfig
     from forecast.priors import load_priors
-    from forecast.update import store
 
     ws = _workspace(ctx)
     priors = load_priors(ws.priors_dir)
     step_weeks = _weeks(step, "--step")
     horizon_weeks = tuple(_weeks(h.strip() + "w", "--horizons") for h in horizons.split(","))
-    with store(ws, read_only=True) as con:
+    with ws.store(read_only=True) as con:
         bp = plan(con, start=start and start.date(), end=end and end.date(),
                   step_weeks=step_weeks, horizons=horizon_weeks, window=window)
         click.echo(f"Backtest: {len(bp.steps)} step(s) from {bp.steps[0]} to {bp.steps[-1]} "

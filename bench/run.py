@@ -54,11 +54,11 @@ import pymc as pm
 from baseline_model import build_baseline
 from forecast.fit import diagnose, gated
 from forecast.priors import load_priors
-from forecast.update import claim_terms, read_inputs, store
+from forecast.inputs import claim_terms, read_inputs
 from forecast.workspace import open_workspace
 ws = open_workspace(Path(sys.argv[1]))
 priors = load_priors(ws.priors_dir)
-with store(ws, read_only=True) as con:
+with ws.store(read_only=True) as con:
     series, _ = read_inputs(con, priors, dt.date.fromisoformat(sys.argv[2]),
                             ws.config.history_weeks)
 model = build_baseline(series, claim_terms(priors))

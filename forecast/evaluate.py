@@ -31,11 +31,11 @@ from forecast.fit import (
     sample_gated,
 )
 from forecast.forecasts import QuestionSpec, forecast_questions
+from forecast.inputs import claim_terms
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors
 from forecast.series import weekly_series, window
-from forecast.update import claim_terms
 
 METHODS = ("model", "claims_only", "base_rate")
 

@@ -33,9 +33,9 @@ from forecast.errors import ForecastError
 from forecast.events import list_events
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
+from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.priors import Priors, load_priors
-from forecast.update import claim_terms, questions, read_inputs, store
 from forecast.workspace import Workspace
 
 
@@ -73,7 +73,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
     nothing = ForecastError("nothing to explain: it takes two updates (`forecast update`)")
     if not ws.store_path.exists():
         raise nothing
-    with store(ws, read_only=True) as con:
+    with ws.store(read_only=True) as con:
         runs = history.runs(con)
         if len(runs) < 2:
             raise nothing
@@ -102,7 +102,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
                           or (r["status"] == "no" and r["deadline"] > as_of_a)}
             steps.append(("changed priors (and sampler settings)",
                           _probabilities(priors, series_a, as_of_a, resolved_a, sampler)))
-        with store(ws, read_only=True) as con:
+        with ws.store(read_only=True) as con:
             weeks = ws.config.history_weeks
             quiet, resolved_quiet = read_inputs(con, priors, as_of_b, weeks, known_until=as_of_a)
             latest, resolved_latest = read_inputs(con, priors, as_of_b, weeks)

@@ -18,11 +18,11 @@ import xarray as xr
 from forecast.files import atomic_file
 from forecast.fit import Diagnostics, SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, claim_draws, forecast_questions
+from forecast.inputs import claim_terms, questions
 from forecast.model import ModelConfig, build_model
 from forecast.posterior import code_version, read_posterior
 from forecast.priors import Priors
 from forecast.series import make_series
-from forecast.update import claim_terms, questions
 
 PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 

@@ -15,10 +15,10 @@ import xarray as xr
 
 from forecast import history, judgment, posterior, resolution
 from forecast.errors import NotAvailableError, SubmissionError
+from forecast.inputs import questions
 from forecast.platforms import JSON_PLATFORMS, Platform, SubmissionRow, metaculus, spreadsheet
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors
-from forecast.update import questions
 from forecast.workspace import Workspace
 
 Source = Literal["model", "judgment", "pool"]

@@ -14,11 +14,9 @@ without importing NumPy, xarray, SciPy or PyMC. Those are imported only when nee
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,17 +24,15 @@ import duckdb
 
 from forecast import history, posterior
 from forecast.fit import SamplerConfig
+from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.posterior import code_version
-from forecast.store import open_store, transaction
+from forecast.store import transaction
 from forecast.workspace import Workspace
 
 if TYPE_CHECKING:
     import numpy as np
     import xarray as xr
 
-    from forecast.forecasts import QuestionSpec
-    from forecast.model import ClaimTerm
-    from forecast.priors import Priors
 
 
 @dataclass(frozen=True)
@@ -62,24 +58,6 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.
     return h.hexdigest()
 
 
-def claim_terms(priors: Priors) -> list[ClaimTerm]:
-    from forecast.model import ClaimTerm
-
-    terms = []
-    for c in priors.constraints():
-        s = priors.scenarios[c.claim.scenario]
-        terms.append(ClaimTerm(c.claim.id, s.union or (s.id,), c.claim.horizon.weeks,
-                               c.alpha, c.beta, c.published))
-    return terms
-
-
-def questions(priors: Priors) -> list[QuestionSpec]:
-    from forecast.forecasts import QuestionSpec
-
-    return [QuestionSpec(q.id, s.id, s.union or (s.id,), q.opened, q.deadline)
-            for s in priors.scenarios.values() for q in s.questions]
-
-
 def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> str:
     import numpy as np
 
@@ -91,31 +69,6 @@ def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> 
         h.update(" ".join(map(str, series[dim].values)).encode())
     h.update(repr(sorted(resolved.items())).encode())
     return h.hexdigest()
-
-
-def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, weeks: int, *,
-                known_until: dt.date | None = None
-                ) -> tuple[xr.Dataset, dict[str, tuple[str, dt.date]]]:
-    """The weekly series of the `weeks` weeks up to `as_of` (the AR(1)'s cost grows with the
-    square of it) and the questions resolved by then: question id -> (state, day), YES on the
-    first qualifying event, or as resolved by hand on or before `as_of` (see
-    `forecast.resolution`); `known_until` leaves out events after it (see `weekly_series`)."""
-    from forecast import resolution
-    from forecast.series import first_qualifying, weekly_series
-
-    series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
-                           start=as_of - dt.timedelta(weeks=weeks))
-    until = min(as_of, known_until or as_of)
-    resolved = {}
-    for q in questions(priors):
-        day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
-                               since=q.opened, until=min(until, q.deadline))
-        if day is not None:
-            resolved[q.id] = ("yes", day)
-    for ident, row in resolution.current(con).items():
-        if row["method"] == "manual" and row["resolved_on"] <= until:
-            resolved[ident] = (row["state"], row["resolved_on"])
-    return series, resolved
 
 
 def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = SamplerConfig(),
@@ -131,7 +84,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
     with ws.lock():
         # the store is opened only to read inputs and to record, not while sampling, so that
         # readers (show, history, events list) are not locked out for the length of a fit
-        with store(ws) as con:
+        with ws.store() as con:
             fingerprint = inputs_fingerprint(con, ws, as_of, sampler)
             stored = _reusable(ws, con, "inputs_hash", fingerprint, allow_unconverged)
             if stored:
@@ -193,7 +146,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                  "without_claims": float(f.without_claims)
                  if claims and np.isfinite(f.without_claims) else None}
                 for q, f in ((q, result.sel(question=q)) for q in result.question.values)]
-        with store(ws) as con:
+        with ws.store() as con:
             with transaction(con):
                 history.record_run(con, run, rows)
                 resolution.sync(con, priors, by="forecast update")
@@ -210,18 +163,6 @@ def _reusable(ws: Workspace, con: duckdb.DuckDBPyConnection, key: str, value: st
                                                              or allow_unconverged):
             return run
     return None
-
-
-@contextlib.contextmanager
-def store(ws: Workspace, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The workspace's store with the history tables, open only for the block."""
-    con = open_store(ws.store_path, read_only=read_only)
-    try:
-        if not read_only:
-            history.ensure_schema(con)
-        yield con
-    finally:
-        con.close()
 
 
 def _date(value: np.datetime64) -> dt.date:

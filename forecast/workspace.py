@@ -44,7 +44,8 @@ from forecast.errors import (
 from forecast.files import atomic_file, atomic_write, is_stray_temp, remove
 
 if TYPE_CHECKING:
-    pass
+    import duckdb
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -66,6 +67,20 @@ class Workspace:
     @property
     def backup_path(self) -> Path:
         return self.root / "store.backup.duckdb"
+
+    @contextlib.contextmanager
+    def store(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The workspace's store with the history tables, open only for the block."""
+        from forecast import history
+        from forecast.store import open_store
+
+        con = open_store(self.store_path, read_only=read_only)
+        try:
+            if not read_only:
+                history.ensure_schema(con)
+            yield con
+        finally:
+            con.close()
 
     @contextlib.contextmanager
     def lock(self, *, housekeeping: bool = True) -> Iterator[None]:

@@ -23,7 +23,7 @@ LAYERS = (
     {"workspace", "posterior", "events", "series", "fit", "forecasts", "simulate", "plots",
      "scoring"},
     # the stages of a command
-    {"update", "resolution", "prior_check", "evaluate", "explain", "example", "doctor"},
+    {"inputs", "update", "resolution", "prior_check", "evaluate", "explain", "example", "doctor"},
     # the services that combine stages
     {"report", "submission"},
 )

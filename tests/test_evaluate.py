@@ -14,7 +14,6 @@ from forecast.fit import SamplerConfig
 from forecast.priors import load_priors
 from forecast.series import first_qualifying
 from forecast.store import open_store, transaction
-from forecast.update import store
 
 TODAY = dt.date(2026, 11, 26)
 TOL = 1e-12
@@ -39,7 +38,7 @@ def scored(workspace, tmp_path):
                     "2026-03-04,RUS,AZE,163,2,u1,hybrid rule: YES on March 4\n"
                     "2026-07-01,AZE,TUR,042,1,u2,volume only: the data cover June 30\n")
     priors = load_priors(workspace.priors_dir)
-    with store(workspace) as con:
+    with workspace.store() as con:
         import_events(con, path, fmt="native")
         with transaction(con):
             resolution.sync(con, priors, by="test")
@@ -96,7 +95,7 @@ def test_a_backtest_plan_needs_steps_whose_questions_have_resolved(workspace, tm
     path = tmp_path / "e.csv"
     path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n"
                     "2026-01-04,AZE,TUR,042,1,u1,volume\n2026-03-01,AZE,TUR,042,1,u2,volume\n")
-    with store(workspace) as con:
+    with workspace.store() as con:
         import_events(con, path, fmt="native")
         bp = evaluate.plan(con, start=dt.date(2026, 1, 1), end=None, step_weeks=2,
                            horizons=(4,), window=8)

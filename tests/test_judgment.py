@@ -7,7 +7,6 @@ import pytest
 from forecast import judgment
 from forecast.errors import QuestionError
 from forecast.judgment import Aggregation, pool, pooled
-from forecast.update import store
 
 TOL = 1e-12
 
@@ -45,7 +44,7 @@ def test_without_a_judgment_the_pool_is_the_model_unless_extremized():
 
 
 def test_judgments_are_kept_and_the_latest_counts(workspace):
-    with store(workspace) as con:
+    with workspace.store() as con:
         judgment.record(con, "q", 0.2, note="first", by="me")
         judgment.record(con, "q", 0.35, note=None, by="me")
         assert judgment.latest(con)["q"]["probability"] == 0.35

@@ -9,9 +9,9 @@ from cli import main
 from forecast import resolution
 from forecast.errors import QuestionError
 from forecast.events import import_events
+from forecast.inputs import read_inputs
 from forecast.priors import load_priors
 from forecast.store import transaction
-from forecast.update import read_inputs, store
 
 HYBRID_MID = "hybrid-retaliation-by-2026-06-30"
 HYBRID_END = "hybrid-retaliation-by-2026-12-31"
@@ -23,14 +23,14 @@ HEADER = "date,actor1,actor2,event_code,num_sources,source_url,note\n"
 def _import(ws, tmp_path, rows: str, name="e.csv"):
     path = tmp_path / name
     path.write_text(HEADER + rows)
-    with store(ws) as con:
+    with ws.store() as con:
         import_events(con, path, fmt="native")
         with transaction(con):
             return resolution.sync(con, load_priors(ws.priors_dir), by="test")
 
 
 def _states(ws):
-    with store(ws) as con:
+    with ws.store() as con:
         return {q: (r["state"], r["resolved_on"], r["method"])
                 for q, r in resolution.current(con).items()}
 
@@ -62,7 +62,7 @@ def test_no_only_once_the_data_cover_the_deadline(workspace, tmp_path):
 def test_a_resolution_by_hand_overrides_the_events_and_both_stay_in_the_trail(workspace, tmp_path):
     _import(workspace, tmp_path, "2026-03-04,RUS,AZE,163,2,u1,sanctions\n")
     priors = load_priors(workspace.priors_dir)
-    with store(workspace) as con:
+    with workspace.store() as con:
         row, warnings = resolution.resolve_by_hand(con, priors, HYBRID_MID, "annulled",
                                                    day=None, note="miscoded event",
                                                    today=dt.date(2026, 11, 26))
@@ -95,7 +95,7 @@ def test_a_resolution_by_hand_overrides_the_events_and_both_stay_in_the_trail(wo
      "resolves NO only at its deadline"),
 ])
 def test_bad_resolutions_by_hand_are_refused(workspace, question, state, day, message):
-    with store(workspace) as con, pytest.raises(QuestionError) as err:
+    with workspace.store() as con, pytest.raises(QuestionError) as err:
         resolution.resolve_by_hand(con, load_priors(workspace.priors_dir), question, state,
                                    day=day, note=None, today=dt.date(2026, 11, 26))
     assert str(err.value) == message

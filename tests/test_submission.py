@@ -10,7 +10,6 @@ import tomllib
 import pytest
 
 from cli import main
-from forecast.update import store
 from forecast.workspace import open_workspace
 from tests.fake_metaculus import Reply
 
@@ -65,7 +64,7 @@ def test_metaculus_payload_is_the_open_questions_with_their_ids(runner, fitted_c
                 for r in _open_rows(runner, fitted_copy)]
     assert expected and json.loads(result.stdout) == expected
     assert "resolved question(s) not submitted" in result.stderr
-    with store(open_workspace(fitted_copy), read_only=True) as con:
+    with open_workspace(fitted_copy).store(read_only=True) as con:
         recorded = con.execute("SELECT platform, destination, forced, count(*) FROM submissions "
                                "GROUP BY ALL").fetchall()
     assert recorded == [("metaculus", "stdout", True, len(expected))]
@@ -140,7 +139,7 @@ def test_a_failed_post_is_one_line_without_the_token(runner, fitted_copy, metacu
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("Error: ") and "403" in result.stderr
     assert TOKEN not in result.output and len(fake.seen) == 1
-    with store(open_workspace(fitted_copy), read_only=True) as con:
+    with open_workspace(fitted_copy).store(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM submissions").fetchone() == (0,)
 
 

@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import forecast.priors
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, draws_of, forecast_questions
+from forecast.inputs import claim_terms
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_posterior
 from forecast.priors import Priors, load_priors
 from forecast.scenarios import all_indicators
 from forecast.series import week_ends, window
 from forecast.simulate import World, draw_parameters, plausible_world
-from forecast.update import claim_terms
 from forecast.workspace import bundled_priors
 from validation import measured_at
 

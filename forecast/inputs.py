@@ -1,0 +1,65 @@
+"""The model's inputs from a workspace: the claims as `ClaimTerm`s, the questions as
+`QuestionSpec`s, and the weekly series with the questions resolved by a date.
+
+Shared by the stages that fit the model (`forecast.update`, `forecast.explain`,
+`forecast.evaluate`, `forecast.prior_check`) and the submission. The numerical libraries are
+imported only when a function needs them, so that a command that finds nothing new to fit stays
+fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import duckdb
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from forecast.forecasts import QuestionSpec
+    from forecast.model import ClaimTerm
+    from forecast.priors import Priors
+
+
+def claim_terms(priors: Priors) -> list[ClaimTerm]:
+    from forecast.model import ClaimTerm
+
+    terms = []
+    for c in priors.constraints():
+        s = priors.scenarios[c.claim.scenario]
+        terms.append(ClaimTerm(c.claim.id, s.union or (s.id,), c.claim.horizon.weeks,
+                               c.alpha, c.beta, c.published))
+    return terms
+
+
+def questions(priors: Priors) -> list[QuestionSpec]:
+    from forecast.forecasts import QuestionSpec
+
+    return [QuestionSpec(q.id, s.id, s.union or (s.id,), q.opened, q.deadline)
+            for s in priors.scenarios.values() for q in s.questions]
+
+
+def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, weeks: int, *,
+                known_until: dt.date | None = None
+                ) -> tuple[xr.Dataset, dict[str, tuple[str, dt.date]]]:
+    """The weekly series of the `weeks` weeks up to `as_of` (the AR(1)'s cost grows with the
+    square of it) and the questions resolved by then: question id -> (state, day), YES on the
+    first qualifying event, or as resolved by hand on or before `as_of` (see
+    `forecast.resolution`); `known_until` leaves out events after it (see `weekly_series`)."""
+    from forecast import resolution
+    from forecast.series import first_qualifying, weekly_series
+
+    series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
+                           start=as_of - dt.timedelta(weeks=weeks))
+    until = min(as_of, known_until or as_of)
+    resolved = {}
+    for q in questions(priors):
+        day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
+                               since=q.opened, until=min(until, q.deadline))
+        if day is not None:
+            resolved[q.id] = ("yes", day)
+    for ident, row in resolution.current(con).items():
+        if row["method"] == "manual" and row["resolved_on"] <= until:
+            resolved[ident] = (row["state"], row["resolved_on"])
+    return series, resolved
