@@ -111,11 +111,9 @@ def init(ctx: click.Context, directory: Path | None, example: bool) -> None:
     if example:
         from forecast.example import EXAMPLE_AS_OF, load_example
 
-        with ws.lock():
-            for result in load_example(ws):
-                click.echo(_import_line(result))
-            with ws.store() as con:
-                resolved = _sync_resolutions(ws, con)
+        results, resolved = load_example(ws)
+        for result in results:
+            click.echo(_import_line(result.as_dict()))
         click.echo(f"{len(resolved)} question(s) resolved by the events (`forecast show` after "
                    "an update; `forecast resolve QUESTION` for why).")
         click.echo("The example events are SIMULATED, except the document's own events.")
@@ -304,27 +302,20 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
     Prints read / imported / duplicate / outside-region / rejected counts per file; rejected
     rows are listed on stderr with their line and reason.
     """
-    from forecast.events import import_events
-    from forecast.store import open_store
+    from forecast.ingest import import_files
 
-    ws = _workspace(ctx)
-    results = []
-    with ws.lock():
-        con = open_store(ws.store_path)
-        try:
-            for path in files:
-                result = import_events(con, path, fmt=fmt, region=ws.config.region)  # type: ignore[arg-type]
-                for rejection in result.rejections[:20]:
-                    click.echo(f"{path}:{rejection.line}: rejected: {rejection.reason}", err=True)
-                if len(result.rejections) > 20:
-                    click.echo(f"{path}: ... and {len(result.rejections) - 20} more rejected rows",
-                               err=True)
-                if fmt == "auto" and not as_json:
-                    click.echo(f"{path}: detected format {result.format}", err=True)
-                results.append(result.as_dict())
-            resolved = _sync_resolutions(ws, con)
-        finally:
-            con.close()
+    def each(path: Path, result) -> None:
+        for rejection in result.rejections[:20]:
+            click.echo(f"{path}:{rejection.line}: rejected: {rejection.reason}", err=True)
+        if len(result.rejections) > 20:
+            click.echo(f"{path}: ... and {len(result.rejections) - 20} more rejected rows",
+                       err=True)
+        if fmt == "auto" and not as_json:
+            click.echo(f"{path}: detected format {result.format}", err=True)
+
+    imported, resolved = import_files(_workspace(ctx), files, fmt=fmt,  # type: ignore[arg-type]
+                                      each=each)
+    results = [r.as_dict() for r in imported]
     for r in resolved:
         click.echo(f"resolved: {_resolution_line(r)}", err=True)
     if as_json:
@@ -343,24 +334,17 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
 def events_list(ctx: click.Context, since, until, scenario: str | None, limit: int,
                 as_json: bool) -> None:
     """Stored events, by date."""
-    from forecast.events import list_events
-    from forecast.store import open_store
+    from forecast import queries
 
     ws = _workspace(ctx)
-    flt: dict[str, Any] = {}
+    rule = None
     if scenario is not None:
         rule = _scenario(ws, scenario).resolution
         if rule is None:
             raise click.BadParameter(f"'{scenario}' is a union; list its members' events",
                                      param_hint="--scenario")
-        flt = {"actor1": rule.actor1, "actor2": rule.actor2, "codes": rule.codes,
-               "min_sources": rule.min_sources}
-    con = open_store(ws.store_path, read_only=True)
-    try:
-        rows = list_events(con, since=since and since.date(), until=until and until.date(),
-                           limit=limit, **flt)
-    finally:
-        con.close()
+    rows = queries.events(ws, since=since and since.date(), until=until and until.date(),
+                          rule=rule, limit=limit)
     if as_json:
         emit_json(rows)
         return
@@ -376,20 +360,9 @@ def events_list(ctx: click.Context, since, until, scenario: str | None, limit: i
 @click.pass_context
 def events_stats(ctx: click.Context, as_json: bool) -> None:
     """Counts of stored events by week, actor pair and indicator."""
-    from forecast.events import event_stats
-    from forecast.priors import load_priors
-    from forecast.scenarios import all_indicators
-    from forecast.series import indicator_counts
-    from forecast.store import open_store
+    from forecast import queries
 
-    ws = _workspace(ctx)
-    indicators = all_indicators(load_priors(ws.priors_dir).scenarios)
-    con = open_store(ws.store_path, read_only=True)
-    try:
-        stats = event_stats(con)
-        stats["by_indicator"] = indicator_counts(con, indicators)
-    finally:
-        con.close()
+    stats = queries.stats(_workspace(ctx))
     if as_json:
         emit_json(stats)
         return
@@ -530,7 +503,9 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    trail = _resolution_trail(_workspace(ctx), question) if question else []
+    from forecast.resolution import workspace_trail
+
+    trail = workspace_trail(_workspace(ctx), question) if question else []
     if not rows and not trail:
         what = f" for '{question}'" if question else ""
         raise NotAvailableError(f"no forecasts recorded{what}: run `forecast update` first")
@@ -546,22 +521,9 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
 
 def _history_rows(ctx: click.Context, *, question: str | None = None,
                   every: bool = False) -> list[dict[str, Any]]:
-    from forecast import history as hist
-    from forecast.store import open_store
+    from forecast import queries
 
-    ws = _workspace(ctx)
-    if not ws.store_path.exists():
-        return []
-    con = open_store(ws.store_path, read_only=True)
-    try:
-        runs = hist.runs(con)
-        if not runs:
-            return []
-        if every and question is None:
-            return [row for run in runs for row in hist.question_rows(con, run_id=run["run_id"])]
-        return hist.question_rows(con, question=question)
-    finally:
-        con.close()
+    return queries.forecast_rows(_workspace(ctx), question=question, every=every)
 
 
 @main.command()
@@ -641,48 +603,24 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
     """
     from forecast import resolution
     from forecast.priors import load_priors
-    from forecast.store import transaction
 
     ws = _workspace(ctx)
-    priors = load_priors(ws.priors_dir)
     if state is None:
-        q = resolution.find_question(priors, question)
-        rows = _resolution_trail(ws, q.id)
+        q = resolution.find_question(load_priors(ws.priors_dir), question)
+        rows = resolution.workspace_trail(ws, q.id)
         if as_json:
             emit_json(rows)
         else:
             click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open")
         return
-    with ws.lock(), ws.store() as con, transaction(con):
-        row, warnings = resolution.resolve_by_hand(con, priors, question, state,
-                                                   day=day and day.date(), note=note,
-                                                   today=_today())
+    row, warnings = resolution.resolve(ws, question, state, day=day and day.date(), note=note,
+                                       today=_today())
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if as_json:
         emit_json(row)
     else:
         click.echo(_resolution_line(row) + "\nThe next `forecast update` uses it.")
-
-
-def _sync_resolutions(ws, con) -> list[dict[str, Any]]:
-    """Let the events resolve the questions they settle (holding the workspace lock)."""
-    from forecast import history, resolution
-    from forecast.priors import load_priors
-    from forecast.store import transaction
-
-    history.ensure_schema(con)
-    with transaction(con):
-        return resolution.sync(con, load_priors(ws.priors_dir), by="forecast events import")
-
-
-def _resolution_trail(ws, question: str) -> list[dict[str, Any]]:
-    from forecast import resolution
-
-    if not ws.store_path.exists():
-        return []
-    with ws.store(read_only=True) as con:
-        return resolution.trail(con, question)
 
 
 def _resolution_line(r: dict[str, Any]) -> str:
@@ -703,18 +641,13 @@ def judge(ctx: click.Context, question: str, probability: float, note: str | Non
     `forecast submit` pools it with the model's ([aggregation] in forecast.toml: weighted mean
     of log-odds, extremized by a >= 1).
     """
-    from forecast import judgment, resolution
-    from forecast.priors import load_priors
-    from forecast.store import transaction
+    from forecast import judgment
 
-    ws = _workspace(ctx)
-    q = resolution.find_question(load_priors(ws.priors_dir), question)
-    with ws.lock(), ws.store() as con, transaction(con):
-        row = judgment.record(con, q.id, probability, note=note, by=resolution.user())
+    row = judgment.judge(_workspace(ctx), question, probability, note=note)
     if as_json:
         emit_json(row)
     else:
-        click.echo(f"{q.id}: your judgment {probability:.1%} is recorded.")
+        click.echo(f"{row['question']}: your judgment {probability:.1%} is recorded.")
 
 
 @main.command()
@@ -739,38 +672,14 @@ def submit(ctx: click.Context, platform: str, out: Path | None, post: bool, sour
     every submitted row is recorded in the history.
     """
     from forecast import submission
-    from forecast.files import atomic_write
-    from forecast.priors import load_priors
-    from forecast.store import transaction
 
     if post and platform != "metaculus":
         raise click.UsageError("--post sends to Metaculus only; ForecastBench takes forecast sets "
                                "by upload, so write the file with --out")
-    ws = _workspace(ctx)
-    priors = load_priors(ws.priors_dir)
-    with ws.lock():
-        with ws.store(read_only=True) as con:
-            sub = submission.prepare(ws, con, priors, source=source,  # type: ignore[arg-type]
-                                     force=force, today=_today())
-        text, payload, sent, warnings = submission.payload(
-            ws, sub, platform)  # type: ignore[arg-type]
-        for w in warnings:
-            click.echo(f"warning: {w}", err=True)
-        destinations = []
-        if out is not None:
-            atomic_write(out, text)
-            click.echo(f"Wrote {len(sent)} forecast(s) to {out}.", err=True)
-            destinations.append(str(out))
-        elif not post:
-            click.echo(text, nl=False)
-            destinations.append("stdout")
-        if post:
-            status, url = submission.post(ws, payload)
-            destinations.append(url)
-            click.echo(f"Posted {len(sent)} forecast(s) to {url} (HTTP {status}).", err=True)
-        with ws.store() as con, transaction(con):
-            submission.record(con, sub, platform=platform, destination="; ".join(destinations),
-                              questions_sent=sent)
+    submission.submit(_workspace(ctx), platform, source=source,  # type: ignore[arg-type]
+                      force=force, today=_today(), out=out, send=post,
+                      stdout=lambda text: click.echo(text, nl=False),
+                      stderr=lambda line: click.echo(line, err=True))
 
 
 @main.command()
@@ -784,16 +693,9 @@ def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
     Only questions whose deadline has passed count (earlier, YES resolutions would bias the
     score), each with its last forecast made while open and its time average over its open life.
     """
-    from forecast import scoring
-    from forecast.evaluate import score_workspace
-    from forecast.priors import load_priors
+    from forecast import evaluate, scoring
 
-    ws = _workspace(ctx)
-    priors = load_priors(ws.priors_dir)
-    if not ws.store_path.exists():
-        raise NotAvailableError("no events or forecasts yet: run `forecast update` first")
-    with ws.store(read_only=True) as con:
-        result = score_workspace(con, priors, today=_today())
+    result = evaluate.score(_workspace(ctx), today=_today())
     if plot is not None:
         scoring.plot_reliability(result["calibration"], plot,
                                  title="Reliability of the model's resolved forecasts")
@@ -864,31 +766,27 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
     every method and counted.
     """
     from forecast import scoring
-    from forecast.evaluate import backtest as run_backtest
-    from forecast.evaluate import plan
+    from forecast.evaluate import backtest_workspace
     from forecast.fit import SamplerConfig
-    from forecast.priors import load_priors
 
-    ws = _workspace(ctx)
-    priors = load_priors(ws.priors_dir)
     step_weeks = _weeks(step, "--step")
     horizon_weeks = tuple(_weeks(h.strip() + "w", "--horizons") for h in horizons.split(","))
-    with ws.store(read_only=True) as con:
-        bp = plan(con, start=start and start.date(), end=end and end.date(),
-                  step_weeks=step_weeks, horizons=horizon_weeks, window=window)
+
+    def planned(bp) -> None:
         click.echo(f"Backtest: {len(bp.steps)} step(s) from {bp.steps[0]} to {bp.steps[-1]} "
                    "(one fit each)...", err=True)
 
-        def progress(done: int, total: int, diagnostics) -> None:
-            flag = "" if diagnostics.converged else (
-                "  (did not pass the gate: scored)" if allow_unconverged
-                else "  (did not pass the gate twice: dropped)")
-            click.echo(f"  step {done}/{total}{flag}", err=True)
+    def progress(done: int, total: int, diagnostics) -> None:
+        flag = "" if diagnostics.converged else (
+            "  (did not pass the gate: scored)" if allow_unconverged
+            else "  (did not pass the gate twice: dropped)")
+        click.echo(f"  step {done}/{total}{flag}", err=True)
 
-        result = run_backtest(con, priors, bp, sampler=SamplerConfig(draws=draws, tune=tune,
-                                                                     chains=chains, seed=seed),
-                              cache_dir=ws.posteriors_dir,
-                              allow_unconverged=allow_unconverged, progress=progress)
+    result = backtest_workspace(
+        _workspace(ctx), start=start and start.date(), end=end and end.date(),
+        step_weeks=step_weeks, horizons=horizon_weeks, window=window,
+        sampler=SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed),
+        allow_unconverged=allow_unconverged, planned=planned, progress=progress)
     if plot is not None:
         scoring.plot_reliability(result["methods"]["model"]["calibration"], plot,
                                  title=f"Backtest reliability ({result['questions']} questions)")

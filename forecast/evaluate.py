@@ -34,10 +34,44 @@ from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.inputs import claim_terms
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import claims_only_forecasts
-from forecast.priors import Priors
+from forecast.priors import Priors, load_priors
 from forecast.series import weekly_series, window
+from forecast.workspace import Workspace
 
 METHODS = ("model", "claims_only", "base_rate")
+
+
+def score(ws: Workspace, *, today: dt.date) -> dict[str, Any]:
+    """`score_workspace` on the workspace's store and priors.
+
+    Raises
+    ------
+    NotAvailableError
+        The workspace has no store yet.
+    """
+    priors = load_priors(ws.priors_dir)
+    if not ws.store_path.exists():
+        raise NotAvailableError("no events or forecasts yet: run `forecast update` first")
+    with ws.store(read_only=True) as con:
+        return score_workspace(con, priors, today=today)
+
+
+def backtest_workspace(ws: Workspace, *, start: dt.date | None, end: dt.date | None,
+                       step_weeks: int, horizons: tuple[int, ...], window: int,
+                       sampler: SamplerConfig, allow_unconverged: bool = False,
+                       planned: Callable[[BacktestPlan], None] | None = None,
+                       progress: Callable[[int, int, Diagnostics], None] | None = None
+                       ) -> dict[str, Any]:
+    """`plan` and `backtest` on the workspace's store and priors; `planned` is told the plan
+    before the first fit."""
+    priors = load_priors(ws.priors_dir)
+    with ws.store(read_only=True) as con:
+        bp = plan(con, start=start, end=end, step_weeks=step_weeks, horizons=horizons,
+                  window=window)
+        if planned is not None:
+            planned(bp)
+        return backtest(con, priors, bp, sampler=sampler, cache_dir=ws.posteriors_dir,
+                        allow_unconverged=allow_unconverged, progress=progress)
 
 
 def score_workspace(con: duckdb.DuckDBPyConnection, priors: Priors, *,

@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from forecast.claims import ClaimSet
-from forecast.events import import_events
+from forecast.events import ImportResult
+from forecast.ingest import import_files
 from forecast.platforms import example_platforms_toml
 from forecast.priors import load_priors
 from forecast.scenarios import EventFilter, all_indicators, load_scenarios
 from forecast.series import week_ends
 from forecast.simulate import World, simulate_world, world_events
-from forecast.store import open_store
 from forecast.workspace import Workspace, bundled_priors, init_workspace
 
 EXAMPLE_SEED = 2024
@@ -94,8 +94,9 @@ def _plausible_parameters(rng: np.random.Generator, counter: list[bool],
             "retaliation": 1.0}
 
 
-def load_example(ws: Workspace) -> list[dict]:
-    """Write, import and describe the example events; returns the import results."""
+def load_example(ws: Workspace) -> tuple[list[ImportResult], list[dict[str, Any]]]:
+    """Write, import and describe the example events; returns the import results and the
+    resolutions the events imply (`forecast.ingest.import_files`)."""
     folder = ws.root / "examples"
     folder.mkdir(exist_ok=True)
     world, events = example_world(ws)
@@ -108,12 +109,6 @@ def load_example(ws: Workspace) -> list[dict]:
         {"note": "SIMULATED: the true parameters of the example world (forecast.model notation)",
          "seed": EXAMPLE_SEED, "scenarios": list(world.series.scenario.values),
          "indicators": list(world.series.indicator.values), **truth}, indent=1))
-    results = []
-    con = open_store(ws.store_path)
-    try:
-        for path, rows in files.items():
-            write_native(rows, path)
-            results.append(import_events(con, path, fmt="native", region=ws.config.region))
-    finally:
-        con.close()
-    return [r.as_dict() for r in results]
+    for path, rows in files.items():
+        write_native(rows, path)
+    return import_files(ws, list(files), fmt="native")

@@ -22,6 +22,7 @@ import duckdb
 from forecast import history
 from forecast.config import Aggregation
 from forecast.errors import QuestionError
+from forecast.workspace import Workspace
 
 
 def pool(probabilities: Sequence[float], weights: Sequence[float], *, extremize: float) -> float:
@@ -51,6 +52,18 @@ def record(con: duckdb.DuckDBPyConnection, question: str, probability: float, *,
                 "VALUES (?, ?, ?, ?)", [question, probability, note, by])
     return {"question": question, "probability": probability, "note": note, "judged_by": by,
             "recorded_at": dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def judge(ws: Workspace, question: str, probability: float, *,
+          note: str | None) -> dict[str, Any]:
+    """Record the forecaster's probability for a question of the workspace's priors (an unknown
+    id is refused with a suggestion), under the write lock."""
+    from forecast.priors import load_priors
+    from forecast.resolution import find_question, user
+
+    q = find_question(load_priors(ws.priors_dir), question)
+    with ws.writing() as con:
+        return record(con, q.id, probability, note=note, by=user())
 
 
 def latest(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:

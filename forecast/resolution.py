@@ -24,10 +24,11 @@ import duckdb
 
 from forecast import history
 from forecast.errors import QuestionError
-from forecast.priors import Priors
+from forecast.priors import Priors, load_priors
 from forecast.scenarios import Question
 from forecast.schema import did_you_mean
 from forecast.series import first_qualifying
+from forecast.workspace import Workspace
 
 State = Literal["open", "yes", "no", "annulled"]
 MANUAL_STATES = ("yes", "no", "annulled")
@@ -145,6 +146,32 @@ def _record(con: duckdb.DuckDBPyConnection, question: str, state: str, day: dt.d
                 [question, state, day, method, evidence, by])
     return {"question": question, "state": state, "resolved_on": day, "method": method,
             "evidence": evidence, "resolved_by": by}
+
+
+def resolve(ws: Workspace, question: str, state: str, *, day: dt.date | None,
+            note: str | None, today: dt.date) -> tuple[dict[str, Any], list[str]]:
+    """`resolve_by_hand` in the workspace, under its write lock, in one transaction."""
+    with ws.writing() as con:
+        return resolve_by_hand(con, load_priors(ws.priors_dir), question, state, day=day,
+                               note=note, today=today)
+
+
+def sync_workspace(ws: Workspace, con: duckdb.DuckDBPyConnection, *, by: str
+                   ) -> list[dict[str, Any]]:
+    """`sync` on the workspace's store `con` (write lock held), in one transaction."""
+    from forecast.store import transaction
+
+    history.ensure_schema(con)
+    with transaction(con):
+        return sync(con, load_priors(ws.priors_dir), by=by)
+
+
+def workspace_trail(ws: Workspace, question: str) -> list[dict[str, Any]]:
+    """`trail` of one question in the workspace's store (none before the store exists)."""
+    if not ws.store_path.exists():
+        return []
+    with ws.store(read_only=True) as con:
+        return trail(con, question)
 
 
 def user() -> str:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -15,10 +17,12 @@ import xarray as xr
 
 from forecast import history, judgment, posterior, resolution
 from forecast.errors import NotAvailableError, SubmissionError
+from forecast.files import atomic_write
 from forecast.inputs import questions
 from forecast.platforms import JSON_PLATFORMS, Platform, SubmissionRow, metaculus, spreadsheet
 from forecast.prior_check import claims_only_forecasts
-from forecast.priors import Priors
+from forecast.priors import Priors, load_priors
+from forecast.store import transaction
 from forecast.workspace import Workspace
 
 Source = Literal["model", "judgment", "pool"]
@@ -129,6 +133,36 @@ def post(ws: Workspace, data: Any) -> tuple[int, str]:
         raise SubmissionError(f"no [platforms.metaculus] in {ws.root / 'forecast.toml'}")
     status = metaculus.post(data, config, token=metaculus.token_from_env(config))
     return status, config.base_url
+
+
+def submit(ws: Workspace, platform: Platform, *, source: Source, force: bool, today: dt.date,
+           out: Path | None, send: bool, stdout: Callable[[str], None],
+           stderr: Callable[[str], None]) -> None:
+    """`forecast submit`: under the write lock, prepare the rows, build and validate the
+    platform's payload, write it to `out` (or `stdout` when neither `out` nor `send`), post it
+    when `send`, then record what was submitted where. Messages go to `stderr` as they happen."""
+    priors = load_priors(ws.priors_dir)
+    with ws.lock():
+        with ws.store(read_only=True) as con:
+            sub = prepare(ws, con, priors, source=source, force=force, today=today)
+        text, data, sent, warnings = payload(ws, sub, platform)
+        for w in warnings:
+            stderr(f"warning: {w}")
+        destinations = []
+        if out is not None:
+            atomic_write(out, text)
+            stderr(f"Wrote {len(sent)} forecast(s) to {out}.")
+            destinations.append(str(out))
+        elif not send:
+            stdout(text)
+            destinations.append("stdout")
+        if send:
+            status, url = post(ws, data)
+            destinations.append(url)
+            stderr(f"Posted {len(sent)} forecast(s) to {url} (HTTP {status}).")
+        with ws.store() as con, transaction(con):
+            record(con, sub, platform=platform, destination="; ".join(destinations),
+                   questions_sent=sent)
 
 
 def record(con: duckdb.DuckDBPyConnection, submission: Submission, *, platform: str,

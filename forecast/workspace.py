@@ -83,6 +83,15 @@ class Workspace:
             con.close()
 
     @contextlib.contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the write lock, open the store (with the history tables) and a transaction for
+        the block: what the block writes is committed together, or not at all."""
+        from forecast.store import transaction
+
+        with self.lock(), self.store() as con, transaction(con):
+            yield con
+
+    @contextlib.contextmanager
     def lock(self, *, housekeeping: bool = True) -> Iterator[None]:
         """Hold the workspace's write lock, waiting at most `lock_timeout` seconds for it.
 

@@ -18,12 +18,13 @@ LAYERS = (
     # the floor: errors, file and TOML primitives, the event store, the model's mathematics
     {"errors", "files", "schema", "store", "compiled", "model"},
     # specs and settings: claims, scenarios, priors, platforms, forecast.toml, history tables
-    {"claims", "scenarios", "priors", "platforms", "config", "history", "judgment"},
+    {"claims", "scenarios", "priors", "platforms", "config", "history"},
     # the workspace and the data and fits it holds
-    {"workspace", "posterior", "events", "series", "fit", "forecasts", "simulate", "plots",
-     "scoring"},
+    {"workspace", "posterior", "events", "series", "queries", "fit", "forecasts", "simulate",
+     "plots", "scoring"},
     # the stages of a command
-    {"inputs", "update", "resolution", "prior_check", "evaluate", "explain", "example", "doctor"},
+    {"inputs", "update", "resolution", "judgment", "ingest", "prior_check", "evaluate", "explain",
+     "example", "doctor"},
     # the services that combine stages
     {"report", "submission"},
 )
@@ -75,6 +76,15 @@ def test_every_module_has_a_layer():
 def test_imports_point_down(module):
     up = {m: LAYER[m] for m in _graph()[module] if LAYER[m] > LAYER[module]}
     assert not up, f"{module} (layer {LAYER[module]}) imports from higher layers: {up}"
+
+
+def test_the_cli_holds_no_lock_store_or_transaction_code():
+    """cli.py parses, calls the library and renders: the library takes the lock, opens the store
+    and runs the transactions."""
+    tree = ast.parse((ROOT / "cli.py").read_text(encoding="utf-8"))
+    names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(tree)
+             if isinstance(n, ast.Attribute | ast.Name)}
+    assert not names & {"lock", "writing", "store", "open_store", "transaction"}
 
 
 def test_no_import_circle():

@@ -1,0 +1,46 @@
+"""Event files into the workspace's store, and the questions the new events settle.
+
+One write lock covers the files and the resolutions they imply, so a reader never sees events
+whose verdict on the questions is not recorded yet. Each file is imported in its own transaction
+(`forecast.events.import_events`): a failing file leaves the ones before it stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from forecast import resolution
+from forecast.events import Format, ImportResult, import_events
+from forecast.store import open_store
+from forecast.workspace import Workspace
+
+
+def import_files(ws: Workspace, paths: Sequence[Path], *, fmt: Format = "auto",
+                 by: str = "forecast events import",
+                 each: Callable[[Path, ImportResult], None] | None = None
+                 ) -> tuple[list[ImportResult], list[dict[str, Any]]]:
+    """Import `paths` in order, then record the resolutions the events imply.
+
+    Parameters
+    ----------
+    each
+        Called after each file with its result (to report progress as it goes).
+
+    Returns
+    -------
+    The import results, and the new resolution rows (`forecast.resolution.sync`).
+    """
+    results = []
+    with ws.lock():
+        con = open_store(ws.store_path)
+        try:
+            for path in paths:
+                results.append(import_events(con, path, fmt=fmt, region=ws.config.region))
+                if each is not None:
+                    each(path, results[-1])
+            resolved = resolution.sync_workspace(ws, con, by=by)
+        finally:
+            con.close()
+    return results, resolved
