@@ -1,8 +1,8 @@
 """How good the forecasts are: scores of the workspace's resolved questions, and backtests.
 
-Scores count only questions whose deadline has passed (REFERENCE.md, "Scoring": scoring "by
-date T" questions earlier biases toward YES, since they resolve YES early and NO only at the
-deadline), and only forecasts made while a question was open.
+Scores count only questions whose deadline has passed (scoring "by date T" questions earlier
+biases toward YES, since they resolve YES early and NO only at the deadline), and only forecasts
+made while a question was open.
 
 A backtest replays the event history: at each step it fits the model to the `window` weeks up to
 that day (the events known then), and forecasts rolling questions "will the scenario happen in the

@@ -1,7 +1,7 @@
 """Forecast history in the event store: one row per update (`runs`), one per question and update
 (`forecasts`), every change of a question's resolution (`resolutions`, see
 `forecast.resolution`), the forecaster's own probabilities (`judgments`) and every submission
-(`submissions`). Rows are only ever added. JSON field names are the stable ones of DESIGN.md."""
+(`submissions`). Rows are only ever added. JSON field names are stable: scripts read them."""
 
 from __future__ import annotations
 

@@ -17,14 +17,10 @@ Indicators (negative binomial with the week's event volume E_t as exposure)::
 
     y_kt ~ NegBin(mean = E_t / mean(E) * exp(mu_k + lambda_k * x_t), overdispersion phi_k)
 
-The loadings are per unit of x. Per stationary sd of x (lambda_k ~ HalfNormal(sqrt(1 - rho^2)))
-the prior's worlds were more plausible (a persistent path, rho near 1, swings over
-+-2 / sqrt(1 - rho^2), and with per-unit loadings some worlds count thousands of indicator events
-a week from a feed of 150), but rho then mixed worse: sampled per sd, rho sits on a ridge with
-the loadings, and sampled per unit with that prior, sparse data make a funnel. On the example
-(10 fits) and on sparse real data (6 fits) each of those failed the gate once; per unit, none.
-The validation's worlds are drawn from these priors and rejected when implausible
-(`forecast.simulate.plausible`).
+The loadings are per unit of x: per stationary sd of x the prior's worlds were more plausible
+(with per-unit loadings a persistent path can make thousands of indicator events a week), but
+rho mixed worse (validation/README.md). The validation's worlds are drawn from these priors and
+rejected when implausible (`forecast.simulate.plausible`).
 
 Retaliation and the scenario channels. R = 1 if Moscow retaliates at all, P(R = 1) = q
 (``retaliation``); given R = 1, channel s is used (z_s = 1) with probability pi_s (``channel``);
@@ -58,12 +54,11 @@ Partial pooling (each scenario alone has a handful of events)::
     logit pi_s = channel_logit_mean + channel_logit_sd * offset_s
 
 all non-centred. The loadings' spread is fixed (0.5: a factor of about 2.7 either way at 2 sd)
-and only their mean learned: with a learned spread (HalfNormal(0.5)) the example's fit had 6-8
-divergences per fit at target_accept 0.95, none with it fixed (3 seeds each); the escalation
-effect of a scenario with a handful of events is too weakly identified to learn a spread from
-six of them. The priors are set for plausible weekly counts (`priors check` shows the prior
-predictive): a channel that is on fires between about once a week and once in 20 years (95%),
-an indicator counts about 0.02 to 50 events in an average week.
+and only their mean learned: the escalation effect of a scenario with a handful of events is too
+weakly identified to learn a spread from six of them (a learned one made divergences,
+validation/README.md). The priors are set for plausible weekly counts (`priors check` shows the
+prior predictive): a channel that is on fires between about once a week and once in 20 years
+(95%), an indicator counts about 0.02 to 50 events in an average week.
 
 History before the fitted window. The sampler fits the last `history_weeks` weeks; every stored
 event before them still counts. Each scenario's events before the window and the number of seen
@@ -83,7 +78,7 @@ escalation path can carry what the claim says about them and the long-run rate i
 ("not today" is about the weeks after publication, not every month). A document's claims together
 are worth a few observations, not years of weeks (the evidence budget, `forecast.priors`).
 
-Departures from DESIGN.md, and why:
+Choices that depart from the plain formulation, and why:
 
 - **The innovations have sd 1** (sigma = 1) and x_0 starts from the stationary distribution.
   sigma is not identified apart from the loadings: (sigma, lambda, gamma) -> (a*sigma, lambda/a,
@@ -97,9 +92,9 @@ Departures from DESIGN.md, and why:
 - **The path is centred on the seen weeks, and gaps are integrated out** (`_escalation`).
   Non-centred, a small change of rho moves the whole path (about 120 leapfrog steps per draw at
   target_accept 0.995, divergences at high rho). Centred, each week is pinned by its own data.
-  A week with no data has no likelihood to pin it: sampled centred it mixed slowly (a workspace of
-  sparse real data failed the gate on the escalation in a week with no data: R-hat 1.03, bulk ESS
-  70), so it is no parameter at all; the AR(1) over a gap of g weeks is one Gaussian transition.
+  A week with no data has no likelihood to pin it: sampled centred it mixed slowly (sparse real
+  data failed the gate on the escalation in such a week), so it is no parameter at all; the
+  AR(1) over a gap of g weeks is one Gaussian transition.
   The ``escalation`` deterministic is NaN in unseen weeks, and the gate does not judge it there.
 - **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.95, 2 x 2000 draws after 1000
   tuning steps (`forecast.fit`); a fit that fails the gate is refitted once with a low-rank mass
@@ -131,10 +126,9 @@ UNJUDGED = frozenset({"escalation_deviation", "escalation_level"})
 
 
 #: Added to every overdispersion: the written-out negative binomial subtracts log-gamma values of
-#: 1 / phi, and as phi -> 0 their rounding error grows without bound (at phi ~ 1e-120 it made a
-#: log-density of 1e111 that trapped a chain on sparse real data, with 2 seeds of 6). With it,
-#: 1 / phi <= 1e4 and the error stays below 1e-10; an overdispersion of 1e-4 is a Poisson for
-#: any count seen here.
+#: 1 / phi, and as phi -> 0 their rounding error grows without bound (it trapped chains on sparse
+#: real data, validation/README.md). With it, 1 / phi <= 1e4 and the error stays below 1e-10; an
+#: overdispersion of 1e-4 is a Poisson for any count seen here.
 PHI_FLOOR = 1e-4
 
 

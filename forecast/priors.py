@@ -30,12 +30,11 @@ cap what one document's claims may carry together at
     budget = EVIDENCE_BUDGET × RELIABILITY_WEIGHT[source reliability]
 
 pseudo-observations (5 for a completely reliable source, 3 for a fairly reliable one such as the
-op-ed): "about as much as a few events". Measured before the cap, one C3 claim ("hybrid
-retaliation very likely within 24 months") weighed as much as ~465 weeks of data and swamped the
-events. When the rated claims carry more than the budget, every claim's weight is scaled down by
-the same factor, so their relative weights (credibility) stay. Claims that quote the same
-sentence are one piece of evidence read several ways: together they carry what the strongest of
-them carries alone, each its share in proportion to its own weight.
+op-ed): "about as much as a few events" (without it one claim of the op-ed weighed as much as
+years of data; validation/README.md). When the rated claims carry more than the budget, every
+claim's weight is scaled down by the same factor, so their relative weights (credibility) stay.
+Claims that quote the same sentence are one piece of evidence read several ways: together they
+carry what the strongest of them carries alone, each its share in proportion to its own weight.
 
 Coherence. P(event by h) cannot fall as h grows, and a scenario cannot be likelier than a union
 that contains it. So a claim about event E₁ within h₁ and one about E₂ ⊇ E₁ within h₂ ≥ h₁

@@ -56,6 +56,13 @@ def brier(p: ArrayLike, outcome: ArrayLike) -> Score:
     float or ndarray
         The score; a float for scalar inputs.
 
+    Examples
+    --------
+    >>> round(brier(0.8, 1), 4)
+    0.04
+    >>> brier([0.5, 0.9], [0, 0])
+    array([0.25, 0.81])
+
     References
     ----------
     Brier, G. W. (1950). Verification of forecasts expressed in terms of probability.
@@ -84,6 +91,13 @@ def log_score(p: ArrayLike, outcome: ArrayLike) -> Score:
     -------
     float or ndarray
         The score; a float for scalar inputs.
+
+    Examples
+    --------
+    >>> round(log_score(0.8, 1), 4)
+    -0.2231
+    >>> log_score(1.0, 0)
+    -inf
 
     References
     ----------
@@ -115,6 +129,13 @@ def baseline_score(p: ArrayLike, outcome: ArrayLike) -> Score:
     -------
     float or ndarray
         The score; a float for scalar inputs.
+
+    Examples
+    --------
+    >>> baseline_score(0.5, 1)
+    0.0
+    >>> round(baseline_score(0.8, 1), 1)
+    67.8
 
     References
     ----------
@@ -165,6 +186,17 @@ def time_averaged(
     dict or None
         ``{"brier", "log", "baseline"}`` day-weighted mean scores and ``"days"``, the number of
         days covered; None if no forecast covers any day.
+
+    Examples
+    --------
+    A forecast of 0.2 for the first 10 days and 0.6 for the last 10, on a question that
+    resolved NO:
+
+    >>> import datetime as dt
+    >>> s = time_averaged([(dt.date(2026, 1, 1), 0.2), (dt.date(2026, 1, 11), 0.6)],
+    ...                   opened=dt.date(2026, 1, 1), closes=dt.date(2026, 1, 21), outcome=0)
+    >>> round(s["brier"], 2), s["days"]
+    (0.2, 20)
 
     References
     ----------
@@ -220,6 +252,12 @@ def calibration_table(p: ArrayLike, outcome: ArrayLike, *, bins: int = 10) -> li
     list of dict
         One per bin, in order: ``low``, ``high``, ``n`` (forecasts in the bin), ``mean_forecast``
         and ``observed`` (fraction that resolved YES), the last two None for an empty bin.
+
+    Examples
+    --------
+    >>> table = calibration_table([0.05, 0.1, 0.15, 0.95], [0, 0, 1, 1], bins=2)
+    >>> [(row["n"], row["observed"]) for row in table]
+    [(3, 0.3333333333333333), (1, 1.0)]
 
     References
     ----------

@@ -302,3 +302,12 @@ def test_plot_reliability_writes_a_png(tmp_path, table):
     plot_reliability(table, path, title="Calibration")
     assert path.read_bytes().startswith(PNG_MAGIC)
     assert [p.name for p in tmp_path.iterdir()] == ["reliability.png"]  # no temporary left
+
+
+def test_the_examples_in_the_docstrings_hold():
+    import doctest
+
+    from forecast import scoring
+
+    failed, tried = doctest.testmod(scoring)
+    assert tried >= 10 and failed == 0
