@@ -408,6 +408,8 @@ def _run_header(r: dict[str, Any]) -> str:
             f"bulk ESS min {d['ess_bulk_min']:.0f}, divergences {d['divergences']})")
     if r["simulated"]:
         text += "\nSIMULATED example data"
+    if r["what_if"]:
+        text += "\nWHAT-IF: recorded, but not the current forecast (--what-if)"
     if not d["converged"]:
         text += "\nWARNING: published with --allow-unconverged: the fit did NOT converge"
     if r["without_claims"] is not None:
@@ -421,25 +423,29 @@ def _run_header(r: dict[str, Any]) -> str:
 @sampler_options()
 @click.option("--allow-unconverged", is_flag=True,
               help="Record the forecasts even if the fit fails the diagnostics gate (marked).")
+@click.option("--what-if", is_flag=True,
+              help="Allow an as-of after today or before the data; the run is recorded as a "
+                   "what-if and never becomes the current forecast.")
 @output_options
 @click.pass_context
 def update(ctx: click.Context, as_of, draws: int, tune: int, chains: int, seed: int,
-           allow_unconverged: bool, as_json: bool) -> None:
+           allow_unconverged: bool, what_if: bool, as_json: bool) -> None:
     """Fit the model with the events up to a date and record every question's forecast.
 
     The fit must pass the gate (R-hat <= 1.01, bulk ESS >= 400, no divergences). With no new data
-    and unchanged priors, the stored result is reused instead of sampling again.
+    and unchanged priors, the stored result is reused instead of sampling again. The run (fitted
+    or reused) becomes the current forecast that show, report and submit use.
     """
-    import datetime as dt
-
     from forecast.fit import SamplerConfig
     from forecast.update import run_update
 
     ws = _workspace(ctx)
-    day = as_of.date() if as_of else dt.date.today()
+    today = _today()
     sampler = SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed)
     with _elapsed("fitting: compiling, then sampling", quiet=as_json):
-        result = run_update(ws, as_of=day, sampler=sampler, allow_unconverged=allow_unconverged)
+        result = run_update(ws, as_of=as_of.date() if as_of else today, today=today,
+                            sampler=sampler, allow_unconverged=allow_unconverged,
+                            what_if=what_if)
     if as_json:
         emit_json({"reused": result.reused, "forecasts": result.forecasts})
         return
@@ -511,7 +517,8 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
         raise NotAvailableError(f"no forecasts recorded{what}: run `forecast update` first")
     for r in rows:
         low, high = r["interval"]
-        flag = "" if r["diagnostics"]["converged"] else "  UNCONVERGED"
+        flag = ("" if r["diagnostics"]["converged"] else "  UNCONVERGED") + (
+            "  WHAT-IF" if r["what_if"] else "")
         click.echo(f"{r['as_of']}  {r['question']:<42} {r['probability']:>7.1%}  "
                    f"{low:>6.1%}–{high:<8.1%} {r['status']}{flag}")
     if question is not None:

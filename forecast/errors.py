@@ -58,6 +58,10 @@ class QuestionError(ForecastError):
     """An unknown question, or a resolution or judgment that does not fit the question."""
 
 
+class AsOfError(ForecastError):
+    """An as-of date no forecast can honestly be made at: in the future, or before the data."""
+
+
 class StoreDamagedError(WorkspaceError):
     """The event store file cannot be read whole (truncated, overwritten, or rows lost)."""
 

@@ -74,7 +74,7 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
     if not ws.store_path.exists():
         raise nothing
     with ws.store(read_only=True) as con:
-        runs = history.runs(con)
+        runs = history.current_runs(con)  # what-ifs are not explained
         if len(runs) < 2:
             raise nothing
         before, after = runs[-2], runs[-1]

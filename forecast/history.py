@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS submissions (
 RUN_FIELDS = ("run_id", "inputs_hash", "as_of", "seed", "draws", "tune", "chains", "data_hash",
               "priors_hash", "code_version", "posterior_file", "r_hat_max", "ess_bulk_min",
               "divergences", "worst", "converged", "allow_unconverged", "simulated",
-              "claims_pareto_k")
+              "claims_pareto_k", "what_if")
 
 SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment", "model_weight",
                      "judgment_weight", "extremize", "run_id", "as_of", "forced")
@@ -94,6 +94,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         # and before they kept the forecasts without the claims (`forecast.forecasts`)
         con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS claims_pareto_k DOUBLE")
         con.execute("ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS without_claims DOUBLE")
+        # and before what-if runs and the current run were told apart (`current_runs`)
+        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS what_if BOOLEAN DEFAULT false")
+        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP")
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
@@ -107,12 +110,21 @@ def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],
                 f"({', '.join('?' * len(RUN_FIELDS))}) "
                 "ON CONFLICT (run_id) DO UPDATE SET inputs_hash = excluded.inputs_hash",
                 [run.get(f) for f in RUN_FIELDS])  # NOT NULL columns refuse a missing field
+    make_current(con, run["run_id"], what_if=bool(run.get("what_if")))
     con.executemany(
         "INSERT INTO forecasts (run_id, question, scenario, deadline, probability, low, high, "
         "status, without_claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [[run["run_id"], f["question"], f["scenario"], f["deadline"], f["probability"],
           f["interval"][0], f["interval"][1], f["status"], f.get("without_claims")]
          for f in forecasts])
+
+
+def make_current(con: duckdb.DuckDBPyConnection, run_id: str, *, what_if: bool) -> None:
+    """Mark a run asked for now (fitted or reused) as the current forecast; a what-if run is
+    recorded as such and never becomes current, nor changes the run it reuses."""
+    if not what_if:
+        con.execute("UPDATE runs SET what_if = false, current_at = now() WHERE run_id = ?",
+                    [run_id])
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -129,6 +141,15 @@ def runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return query(con, "SELECT * FROM runs ORDER BY created_at", [])
 
 
+def current_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The runs that are not what-ifs, in the order they were last asked for: the last is the
+    current forecast (an earlier as-of fitted or reused again becomes current again)."""
+    if not has_table(con, "runs"):
+        return []
+    return query(con, "SELECT * FROM runs WHERE NOT coalesce(what_if, false) "
+                 "ORDER BY coalesce(current_at, created_at), created_at", [])
+
+
 def find_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
     rows = query(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
     return rows[0] if rows else None
@@ -136,17 +157,16 @@ def find_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | No
 
 def question_rows(con: duckdb.DuckDBPyConnection, *, run_id: str | None = None,
                   question: str | None = None) -> list[dict[str, Any]]:
-    """Forecast rows in the stable JSON shape: of one run (default: the latest), or every run's
-    row for one question (oldest first)."""
+    """Forecast rows in the stable JSON shape: of one run (default: the current one,
+    `current_runs`), or every run's row for one question (oldest first)."""
     if question is not None:
         where, params = "f.question = ?", [question]
     else:
         if run_id is None:
-            latest = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC, as_of DESC "
-                                 "LIMIT 1").fetchone()
-            if latest is None:
+            current = current_runs(con)
+            if not current:
                 return []
-            run_id = latest[0]
+            run_id = current[-1]["run_id"]
         where, params = "f.run_id = ?", [run_id]
     rows = query(con, "SELECT f.*, r.* EXCLUDE (run_id) FROM forecasts f JOIN runs r USING "
                  f"(run_id) WHERE {where} ORDER BY r.created_at, f.scenario, f.deadline", params)
@@ -164,6 +184,7 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
                         "divergences": r["divergences"], "converged": r["converged"],
                         "claims_pareto_k": r.get("claims_pareto_k")},
         "allow_unconverged": r["allow_unconverged"], "simulated": r["simulated"],
+        "what_if": bool(r.get("what_if")),
         "run_id": r["run_id"], "seed": r["seed"], "data_hash": r["data_hash"],
         "priors_hash": r["priors_hash"], "code_version": r["code_version"],
     }

@@ -100,7 +100,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         raise ForecastError("no forecasts to report: run `forecast update` first")
     con = open_store(ws.store_path, read_only=True)
     try:
-        runs = history.runs(con)
+        runs = history.current_runs(con)  # what-ifs are not reported
         if not runs:
             raise ForecastError("no forecasts to report: run `forecast update` first")
         run = runs[-1]

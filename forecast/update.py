@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from forecast import history, posterior
+from forecast.errors import AsOfError, NotAvailableError
 from forecast.fit import SamplerConfig
 from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.posterior import code_version
@@ -71,12 +72,22 @@ def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> 
     return h.hexdigest()
 
 
-def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = SamplerConfig(),
-               allow_unconverged: bool = False) -> UpdateResult:
-    """Fit, gate, save the posterior and record one history row per question.
+def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
+               sampler: SamplerConfig = SamplerConfig(), allow_unconverged: bool = False,
+               what_if: bool = False) -> UpdateResult:
+    """Fit, gate, save the posterior and record one history row per question; the run becomes
+    the current forecast (`forecast.history.current_runs`), also when a stored one is reused.
+
+    Parameters
+    ----------
+    today
+        An as-of after it is refused, as is one before the first stored event, unless
+        `what_if`: then the run is recorded as a what-if and never becomes the current forecast.
 
     Raises
     ------
+    AsOfError
+        The as-of date is after `today` or before the first stored event (without `what_if`).
     ConvergenceError
         When the fit fails the diagnostics gate and `allow_unconverged` is False; nothing is
         recorded then.
@@ -85,9 +96,13 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
         # the store is opened only to read inputs and to record, not while sampling, so that
         # readers (show, history, events list) are not locked out for the length of a fit
         with ws.store() as con:
+            if not what_if:
+                _check_as_of(con, as_of, today)
             fingerprint = inputs_fingerprint(con, ws, as_of, sampler)
             stored = _reusable(ws, con, "inputs_hash", fingerprint, allow_unconverged)
             if stored:
+                with transaction(con):
+                    history.make_current(con, stored["run_id"], what_if=what_if)
                 return UpdateResult(stored, history.question_rows(con, run_id=stored["run_id"]),
                                     True)
             from forecast import resolution
@@ -103,6 +118,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                 with transaction(con):
                     con.execute("UPDATE runs SET inputs_hash = ? WHERE run_id = ?",
                                 [fingerprint, run_id])
+                    history.make_current(con, run_id, what_if=what_if)
                     resolution.sync(con, priors, by="forecast update")
                 return UpdateResult(history.find_run(con, run_id) or {},
                                     history.question_rows(con, run_id=run_id), True)
@@ -136,7 +152,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                "posterior_file": posterior_file,
                **asdict(diagnostics), "converged": diagnostics.converged,
                "allow_unconverged": allow_unconverged, "simulated": ws.config.example,
-               "claims_pareto_k": k}
+               "claims_pareto_k": k, "what_if": what_if}
         # the priors are kept beside the posterior, so that a later explanation can refit with them
         posterior.save(ws.root / posterior_file, tree, series,
                        {**run, "priors_files": json.dumps(priors.files())})
@@ -151,6 +167,21 @@ def run_update(ws: Workspace, *, as_of: dt.date, sampler: SamplerConfig = Sample
                 history.record_run(con, run, rows)
                 resolution.sync(con, priors, by="forecast update")
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
+
+
+def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date, today: dt.date) -> None:
+    """Refuse an as-of in the future or before the data (see `run_update`)."""
+    what_if = ("; pass --what-if to fit it anyway (recorded as a what-if, never the current "
+               "forecast)")
+    if as_of > today:
+        raise AsOfError(f"--as-of {as_of} is after today ({today}): a forecast uses the events "
+                        f"known by a day that has come{what_if}")
+    (first,) = con.execute("SELECT min(date) FROM events").fetchone() or (None,)
+    if first is None:
+        raise NotAvailableError("no events stored: import some with `forecast events import`")
+    if as_of < first:
+        raise AsOfError(f"--as-of {as_of} is before the first stored event ({first}): there "
+                        f"is nothing to fit{what_if}")
 
 
 def _reusable(ws: Workspace, con: duckdb.DuckDBPyConnection, key: str, value: str,

@@ -306,3 +306,52 @@ def test_an_update_with_nothing_new_reuses_the_run_without_the_numerical_librari
     result, heavy = out.stdout.strip().rsplit("\n", 1)
     assert json.loads(result)["reused"] is True
     assert json.loads(heavy) == []
+
+
+def test_an_as_of_in_the_future_or_before_the_data_is_refused(runner, workspace):
+    """A mistyped --as-of (2030, 1970) used to be fitted and recorded, and show then said
+    "as of 1970-01-01". Now it is refused in one line, and nothing is recorded."""
+    import datetime as dt
+
+    from forecast import history
+
+    empty = _run(runner, workspace, "update", "--as-of", "2026-01-01")
+    assert empty.exit_code == 1
+    assert empty.stderr == ("Error: no events stored: import some with "
+                            "`forecast events import`\n")
+    assert _run(runner, workspace, "events", "import", str(NATIVE)).exit_code == 0
+    with workspace.store(read_only=True) as con:
+        (first,) = con.execute("SELECT min(date) FROM events").fetchone()
+    for as_of, why in ((dt.date.today() + dt.timedelta(days=1),
+                        f"is after today ({dt.date.today()})"),
+                       (dt.date(1970, 1, 1), f"is before the first stored event ({first})")):
+        result = _run(runner, workspace, "update", "--as-of", as_of.isoformat())
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: --as-of {as_of} {why}")
+        assert result.stderr.endswith("pass --what-if to fit it anyway (recorded as a what-if, "
+                                      "never the current forecast)\n")
+        assert result.stderr.count("\n") == 1
+    with workspace.store(read_only=True) as con:
+        assert history.runs(con) == []
+
+
+@pytest.mark.slow
+def test_the_current_forecast_is_the_run_last_asked_for_and_never_a_what_if(runner,
+                                                                            fitted_copy):
+    """Re-running an earlier as-of (its stored fit reused) makes it current again; a what-if
+    is recorded as asked, but show keeps the current forecast."""
+    ws = ["--workspace", str(fitted_copy)]
+    fit = ["--draws", "100", "--tune", "200", "--allow-unconverged"]
+
+    def current() -> set[str]:
+        return {r["as_of"] for r in json.loads(runner.invoke(main, [*ws, "show", "--json"]).stdout)}
+
+    assert current() == {"2026-11-22"}
+    again = runner.invoke(main, [*ws, "update", "--as-of", "2026-05-31", *fit])
+    assert again.exit_code == 0 and "reused the stored fit" in again.stderr
+    assert current() == {"2026-05-31"}
+    what_if = runner.invoke(main, [*ws, "update", "--as-of", "2026-11-22", "--what-if", *fit])
+    assert what_if.exit_code == 0, what_if.output
+    assert current() == {"2026-05-31"}
+    back = runner.invoke(main, [*ws, "update", "--as-of", "2026-11-22", *fit])
+    assert back.exit_code == 0 and current() == {"2026-11-22"}

@@ -257,7 +257,9 @@ def test_a_run_fitted_again_keeps_its_place_in_the_history(kept):
         with transaction(con):
             history.record_run(con, {**RUN, "inputs_hash": "j"}, FORECASTS)
         after = history.query(con, "SELECT * FROM runs", [])
-        assert after == [{**before[0], "inputs_hash": "j"}]
+        # same row and creation time; asked for again, so it is the current run
+        assert after == [{**before[0], "inputs_hash": "j", "current_at": after[0]["current_at"]}]
+        assert after[0]["current_at"] is not None
         assert con.execute("SELECT count(*) FROM forecasts").fetchone() == (1,)
     finally:
         con.close()
