@@ -513,6 +513,11 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
 
     trail = workspace_trail(_workspace(ctx), question) if question else []
     if not rows and not trail:
+        if question is not None:  # a misspelled id: say so, with a suggestion
+            from forecast.priors import load_priors
+            from forecast.resolution import find_question
+
+            find_question(load_priors(_workspace(ctx).priors_dir), question)
         what = f" for '{question}'" if question else ""
         raise NotAvailableError(f"no forecasts recorded{what}: run `forecast update` first")
     for r in rows:

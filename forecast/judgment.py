@@ -56,13 +56,19 @@ def record(con: duckdb.DuckDBPyConnection, question: str, probability: float, *,
 
 def judge(ws: Workspace, question: str, probability: float, *,
           note: str | None) -> dict[str, Any]:
-    """Record the forecaster's probability for a question of the workspace's priors (an unknown
-    id is refused with a suggestion), under the write lock."""
+    """Record the forecaster's probability for an open question of the workspace's priors, under
+    the write lock; an unknown id is refused with a suggestion, a resolved question with its
+    resolution (a judgment on it would never be submitted or scored)."""
     from forecast.priors import load_priors
-    from forecast.resolution import find_question, user
+    from forecast.resolution import current, find_question, user
 
     q = find_question(load_priors(ws.priors_dir), question)
     with ws.writing() as con:
+        state = current(con).get(q.id, {"state": "open"})
+        if state["state"] != "open":
+            raise QuestionError(f"{q.id} is resolved ({state['state']} on "
+                                f"{state['resolved_on']}): a judgment on it would never be "
+                                "submitted or scored")
         return record(con, q.id, probability, note=note, by=user())
 
 

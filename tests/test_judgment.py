@@ -68,3 +68,28 @@ def test_bad_aggregation_settings_are_one_line_naming_the_key(runner, workspace,
     result = runner.invoke(main, ["--workspace", str(workspace.root), "show"])
     assert result.exit_code == 1
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_judgment_on_a_resolved_question_is_refused_and_a_misspelled_one_named(runner,
+                                                                                 workspace):
+    """judge used to accept a judgment on a resolved question silently, and history of a
+    misspelled question said "no forecasts recorded"."""
+    from cli import main
+
+    def run(*args):
+        return runner.invoke(main, ["--workspace", str(workspace.root), *args])
+
+    question = "hybrid-retaliation-by-2026-12-31"
+    assert run("judge", question, "0.3").exit_code == 0
+    assert run("resolve", question, "yes", "--date", "2026-03-01").exit_code == 0
+    refused = run("judge", question, "0.4")
+    assert refused.exit_code == 1
+    assert refused.stderr == (f"Error: {question} is resolved (yes on 2026-03-01): a judgment "
+                              "on it would never be submitted or scored\n")
+    with workspace.store(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM judgments").fetchone() == (1,)
+    misspelled = run("history", "hybrid-retaliaton-by-2026-12-31")
+    assert misspelled.exit_code == 1
+    assert misspelled.stderr.startswith(
+        "Error: unknown question 'hybrid-retaliaton-by-2026-12-31' (did you mean "
+        f"'{question}'?)")
