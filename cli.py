@@ -552,6 +552,8 @@ def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
     from forecast.explain import explain as run_explain
 
     result = run_explain(_workspace(ctx), question)
+    for warning in result["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json(result)
         return

@@ -135,9 +135,14 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
                     "latest": rows_after[q]["probability"], "change": total,
                     "contributions": contributions,
                     "residual": None if level is None else rows_after[q]["probability"] - level})
+    warnings = [f"the update as of {run['as_of']} did not pass the diagnostics gate (published "
+                f"with --allow-unconverged: R-hat max {run['r_hat_max']:.3f}, bulk ESS min "
+                f"{run['ess_bulk_min']:.0f}, {run['divergences']} divergences): its numbers, and "
+                "so this explanation, are not reliable"
+                for run in (before, after) if not run["converged"]]
     return {"previous_as_of": as_of_a, "as_of": as_of_b, "method": "sequential counterfactual "
             "refits (see forecast/explain.py)", "questions": out,
-            "events": events}
+            "events": events, "warnings": warnings}
 
 
 def _events_that_mattered(con: Any, priors: Priors, since: dt.date,

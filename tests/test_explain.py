@@ -49,6 +49,22 @@ def test_resolved_questions_do_not_move_and_new_events_are_listed(explained):
 
 
 @pytest.mark.slow
+def test_an_unconverged_update_is_named_in_a_warning(explained, fitted_example):
+    """The example's short fits are published with --allow-unconverged: explain says so."""
+    from forecast import history
+    from forecast.workspace import open_workspace
+
+    data, text = explained
+    with open_workspace(fitted_example).store(read_only=True) as con:
+        unconverged = [str(r["as_of"]) for r in history.current_runs(con)[-2:]
+                       if not r["converged"]]
+    assert unconverged  # the check below would be empty otherwise
+    assert [w.split()[4] for w in data["warnings"]] == unconverged
+    for warning in data["warnings"]:
+        assert f"warning: {warning}\n" in text.stderr
+
+
+@pytest.mark.slow
 def test_explain_needs_two_updates(runner, workspace):
     result = runner.invoke(main, ["--workspace", str(workspace.root), "explain"])
     assert result.exit_code == 1
