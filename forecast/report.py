@@ -19,7 +19,12 @@ from forecast import history, plots
 from forecast.errors import ForecastError
 from forecast.evaluate import score_workspace
 from forecast.files import atomic_write
-from forecast.forecasts import cumulative_probability, draws_of
+from forecast.forecasts import (
+    QuestionSpec,
+    cumulative_probability,
+    draws_of,
+    forecast_questions,
+)
 from forecast.posterior import open_run
 from forecast.prior_check import claim_probabilities, prior_predictive
 from forecast.priors import load_priors
@@ -134,7 +139,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
     doc.para("Probabilities that each retaliation scenario of the op-ed “From Allies to "
              "Adversaries” happens by each deadline, from the document's claims (as priors) "
              "updated with coded events. Intervals are 90% credible intervals.")
-    _headline(doc, rows, previous)
+    _headline(doc, rows, previous, _bottom_line(priors, rows, posterior, series, run))
     _scenarios(doc, out, priors, rows, every, posterior, series, run)
     _prior_vs_posterior(doc, out, priors, posterior, series, ws)
     _indicators(doc, out, series, posterior)
@@ -156,19 +161,71 @@ def _change(row: dict, previous: dict[str, dict]) -> str:
     return f"{delta * 100:+.1f} pts"
 
 
-def _headline(doc: _Doc, rows: list[dict], previous: dict[str, dict]) -> None:
+def _bottom_line(priors, rows: list[dict], posterior: xr.Dataset, series: xr.Dataset,
+                 run: dict) -> list[list[str]]:
+    """The document's headline, "Yes. But not today — and not directly", beside the model's
+    numbers: some retaliation (the union of the forms) by the latest deadline; some in the 4
+    weeks after the as-of date (computed here, seeded with the run's seed); the counter-scenario
+    (direct military action) by its latest deadline."""
+    as_of = run["as_of"]
+    forms = next((s for s in priors.scenarios.values() if s.union), None)
+    counters = [s for s in priors.scenarios.values() if s.counter]
+
+    def latest(scenario: str) -> dict | None:
+        return max((r for r in rows if r["scenario"] == scenario), key=lambda r: r["deadline"],
+                   default=None)
+
+    def line(said: str, means: str, p: float, interval, without: float | None) -> list[str]:
+        return [said, means, percent(p), f"{percent(interval[0])} – {percent(interval[1])}",
+                "–" if without is None else percent(without)]
+
+    out = []
+    if forms is not None and (yes := latest(forms.id)) is not None:
+        out.append(line("Yes.", f"some retaliation, in any of its forms, by {yes['deadline']}"
+                        + ("" if yes["status"] == "open" else f" ({_status(yes['status'])})"),
+                        yes["probability"], yes["interval"], yes["without_claims"]))
+        soon = forecast_questions(posterior, series, [QuestionSpec(
+            "next-4-weeks", forms.id, forms.union, as_of + dt.timedelta(days=1),
+            as_of + dt.timedelta(weeks=4))], as_of, {}, seed=run["seed"])
+        out.append(line("But not today", f"some retaliation in the 4 weeks after {as_of}",
+                        float(soon.probability[0]), (float(soon.low[0]), float(soon.high[0])),
+                        None))
+    for counter in counters:
+        if (direct := latest(counter.id)) is not None:
+            out.append(line("— and not directly.", f"{counter.title.split(' (')[0].lower()} "
+                            f"by {direct['deadline']}", direct["probability"],
+                            direct["interval"], direct["without_claims"]))
+    return out
+
+
+def _headline(doc: _Doc, rows: list[dict], previous: dict[str, dict],
+              bottom_line: list[list[str]]) -> None:
     doc.heading(2, "Headline")
+    if bottom_line:
+        doc.para("The document's headline, “Yes. But not today — and not directly.”, beside the "
+                 "model's numbers:")
+        doc.table(["the document", "read as", "P(yes)", "90% interval", "without the claims"],
+                  bottom_line, numeric=frozenset({2, 4}))
+    is_open = [r for r in rows if r["status"] == "open"]
+    doc.heading(3, f"Open questions ({len(is_open)}), by deadline")
     doc.table(["question", "P(yes)", "90% interval", "without the claims",
-               "change since previous update", "deadline", "status"],
+               "change since previous update", "deadline"],
               [[r["question"], percent(r["probability"]),
                 f"{percent(r['interval'][0])} – {percent(r['interval'][1])}",
                 "–" if r["without_claims"] is None else percent(r["without_claims"]),
-                _change(r, previous), str(r["deadline"]), _status(r["status"])] for r in rows],
+                _change(r, previous), str(r["deadline"])]
+               for r in sorted(is_open, key=lambda r: (r["deadline"], r["question"]))],
               numeric=frozenset({1, 3, 4}))
     doc.para("“Without the claims”: the same forecast from the events alone, without the "
              "document's claims (the posterior reweighted by Pareto-smoothed importance "
              "sampling, or refitted when that is unreliable): how much of each number rests "
              "on the document.")
+    resolved = [r for r in rows if r["status"] != "open"]
+    if resolved:
+        doc.heading(3, f"Resolved questions ({len(resolved)})")
+        doc.table(["question", "resolution", "deadline"],
+                  [[r["question"], _status(r["status"]), str(r["deadline"])]
+                   for r in sorted(resolved, key=lambda r: (r["deadline"], r["question"]))])
 
 
 def _status(status: str) -> str:

@@ -44,11 +44,36 @@ def test_the_reports_numbers_are_those_of_show_json(report):
     for row in shown:
         line = next(x for x in md.splitlines() if x.startswith(f"| {row['question']} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if row["status"] != "open":  # the short table of resolved questions
+            assert cells[1:] == [f"resolved {row['status'].upper()}", str(row["deadline"])]
+            continue
         low, high = row["interval"]
         assert cells[1] == f"{row['probability']:.1%}"
         assert cells[2] == f"{low:.1%} – {high:.1%}"
         assert cells[3] == f"{row['without_claims']:.1%}"
         assert cells[5] == str(row["deadline"])
+
+
+@pytest.mark.slow
+def test_the_report_opens_with_the_documents_headline_then_open_questions_by_deadline(report):
+    """The headline table used to list 21 questions alphabetically, resolved ones mixed in."""
+    _out, md, _html, shown = report
+    section = md.split("## Headline")[1].split("\n## ")[0]
+    bottom, rest = section.split("### Open questions")
+    lines = [[c.strip() for c in x.strip("|").split("|")] for x in bottom.splitlines()
+             if x.startswith("| ")][1:]
+    assert [x[0] for x in lines] == ["Yes.", "But not today", "— and not directly."]
+    latest = {s: max((r for r in shown if r["scenario"] == s), key=lambda r: r["deadline"])
+              for s in ("any-retaliation", "direct-military-action")}
+    assert lines[0][2] == f"{latest['any-retaliation']['probability']:.1%}"
+    assert lines[2][2] == f"{latest['direct-military-action']['probability']:.1%}"
+    assert 0 <= float(lines[1][2].rstrip("%")) <= 100 and lines[1][4] == "–"
+    open_table, resolved_table = rest.split("### Resolved questions")
+    listed = [x.split("|")[1].strip() for x in open_table.splitlines() if x.startswith("| ")][1:]
+    by_deadline = sorted((r for r in shown if r["status"] == "open"),
+                         key=lambda r: (r["deadline"], r["question"]))
+    assert listed == [r["question"] for r in by_deadline]
+    assert resolved_table.count("| resolved ") == sum(r["status"] != "open" for r in shown)
 
 
 @pytest.mark.slow
