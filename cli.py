@@ -780,13 +780,17 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
     every method and counted.
     """
     from forecast import scoring
-    from forecast.evaluate import backtest_workspace
+    from forecast.evaluate import GAP_WEEKS, backtest_workspace
     from forecast.fit import SamplerConfig
 
     step_weeks = _weeks(step, "--step")
     horizon_weeks = tuple(_weeks(h.strip() + "w", "--horizons") for h in horizons.split(","))
 
     def planned(bp) -> None:
+        if start is None and bp.continuous_from > bp.data_start:
+            click.echo(f"The data are continuous from {bp.continuous_from} (before it, a gap of "
+                       f"{GAP_WEEKS} weeks or more without events; --start to go earlier).",
+                       err=True)
         click.echo(f"Backtest: {len(bp.steps)} step(s) from {bp.steps[0]} to {bp.steps[-1]} "
                    "(one fit each)...", err=True)
 

@@ -117,18 +117,30 @@ class BacktestPlan:
     window: int  # weeks of history each fit sees
     data_start: dt.date
     data_end: dt.date
+    continuous_from: dt.date  # the first day after the last gap of GAP_WEEKS or more
+
+
+#: Weeks without any event that break the data: a default backtest starts after the last such gap.
+GAP_WEEKS = 4
 
 
 def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date | None,
          step_weeks: int, horizons: tuple[int, ...], window: int) -> BacktestPlan:
-    """Steps from `start` (default: the first day with `window` weeks of data before it) to
-    `end` (default: the last day whose shortest-horizon question the data resolve)."""
+    """Steps from `start` to `end` (default: the last day whose shortest-horizon question the
+    data resolve). The default start is the first day with `window` weeks of data before it,
+    counted from where the data become continuous (after their last gap of `GAP_WEEKS` weeks or
+    more): one old event must not plan hundreds of steps over years without data."""
     first, last = con.execute("SELECT min(date), max(date) FROM events").fetchone() or (None, None)
     if first is None:
         raise NotAvailableError("no events stored: import some with `forecast events import`")
+    (after_gap,) = con.execute(
+        "SELECT max(date) FROM (SELECT date, lag(date) OVER (ORDER BY date) AS previous "
+        "FROM (SELECT DISTINCT date FROM events)) WHERE date - previous >= ?",
+        [7 * GAP_WEEKS]).fetchone() or (None,)
+    continuous = after_gap or first
     latest = last - dt.timedelta(weeks=min(horizons))
     end = min(end or latest, latest)
-    start = start or first + dt.timedelta(weeks=window)
+    start = start or continuous + dt.timedelta(weeks=window)
     steps = []
     day = last - dt.timedelta(weeks=-(-(last - end).days // 7))  # on the grid, not after `end`
     while day >= start:
@@ -136,10 +148,11 @@ def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date 
         day -= dt.timedelta(weeks=step_weeks)
     if not steps:
         raise NotAvailableError(
-            f"no backtest step between {start} and {end}: the events run from {first} to {last}; "
-            f"each step needs a later {min(horizons)}-week horizon to resolve (lower --start, "
-            "--window or --horizons)")
-    return BacktestPlan(steps[::-1], horizons, window, first, last)
+            f"no backtest step between {start} and {end}: the events run from {first} "
+            + (f"(continuous from {continuous}) " if continuous > first else "")
+            + f"to {last}; each step needs a later {min(horizons)}-week horizon to resolve "
+            "(lower --start, --window or --horizons)")
+    return BacktestPlan(steps[::-1], horizons, window, first, last, continuous)
 
 
 def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: BacktestPlan, *,

@@ -105,6 +105,29 @@ def test_a_backtest_plan_needs_steps_whose_questions_have_resolved(workspace, tm
             evaluate.plan(con, start=None, end=None, step_weeks=1, horizons=(4,), window=52)
 
 
+def test_a_default_backtest_starts_where_the_data_become_continuous(runner, workspace, tmp_path):
+    """One old row used to plan a step every 4 weeks from it: 572 steps over years without
+    data. The default start now counts the window from after the last gap of 4+ weeks."""
+    path = tmp_path / "e.csv"
+    days = [dt.date(2015, 3, 1)] + [dt.date(2025, 1, 5) + dt.timedelta(days=3 * i)
+                                    for i in range(200)]
+    path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n" + "".join(
+        f"{d},AZE,TUR,042,1,u{i},volume\n" for i, d in enumerate(days)))
+    with workspace.store() as con:
+        import_events(con, path, fmt="native")
+        bp = evaluate.plan(con, start=None, end=None, step_weeks=4, horizons=(4,), window=26)
+    assert (bp.data_start, bp.continuous_from) == (dt.date(2015, 3, 1), dt.date(2025, 1, 5))
+    assert bp.steps[0] >= dt.date(2025, 1, 5) + dt.timedelta(weeks=26)
+    assert len(bp.steps) < 20
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "backtest", "--window",
+                                  "26", "--end", "2024-01-01"])
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: no backtest step between 2025-07-06 and 2024-01-01: the "
+                             "events run from 2015-03-01 (continuous from 2025-01-05) to "
+                             "2026-08-25; each step needs a later 4-week horizon to resolve "
+                             "(lower --start, --window or --horizons)\n")
+
+
 @pytest.mark.slow
 def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
     plot = tmp_path / "bt.png"
