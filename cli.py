@@ -557,7 +557,8 @@ def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
-    click.echo(f"From {result['previous_as_of']} to {result['as_of']} ({result['method']}):")
+    start = result["previous_as_of"] or "the claims alone (before any event)"
+    click.echo(f"From {start} to {result['as_of']} ({result['method']}):")
     for q in result["questions"]:
         if q["change"] is None:
             click.echo(f"\n{q['question']}: new, {q['latest']:.1%}")

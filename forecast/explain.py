@@ -13,6 +13,10 @@ question's probability; each step's change is that cause's contribution:
    refit is B's own inputs, so it should reproduce B; whatever it does not reproduce is reported
    as the residual.
 
+After a single update there is no A: the update is explained against the document alone, the
+forecast of each question from the claims without any event (`forecast.prior_check`), and
+steps 2-4 start from no event known at all (every week with data taken as quiet).
+
 The contributions telescope: previous + sum(contributions) + residual = latest, exactly. Each
 contribution depends on the order of the steps (an interaction is credited to the later step),
 and is subject to the Monte Carlo error of two fits; both are the price of an exact sum.
@@ -35,6 +39,7 @@ from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.model import ModelConfig, build_model, model_data
+from forecast.prior_check import PRIOR_SAMPLER, claims_only_forecasts
 from forecast.priors import Priors, load_priors
 from forecast.workspace import Workspace
 
@@ -69,32 +74,42 @@ def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
 
 def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
     """Contributions of each cause to the change of every question (or one) between the last
-    two updates, and the new events that drove the largest contributions."""
-    nothing = ForecastError("nothing to explain: it takes two updates (`forecast update`)")
+    two updates (after a single one: from the claims alone to it), and the new events that
+    drove the largest contributions."""
+    nothing = ForecastError("nothing to explain: run `forecast update` first")
     if not ws.store_path.exists():
         raise nothing
     with ws.store(read_only=True) as con:
         runs = history.current_runs(con)  # what-ifs are not explained
-        if len(runs) < 2:
+        if not runs:
             raise nothing
-        before, after = runs[-2], runs[-1]
+        before, after = runs[-2] if len(runs) > 1 else None, runs[-1]
         rows_before, rows_after = ({r["question"]: r for r in history.question_rows(
-            con, run_id=run["run_id"])} for run in (before, after))
+            con, run_id=run["run_id"])} if run else {} for run in (before, after))
+        (first_event,) = con.execute("SELECT min(date) FROM events").fetchone() or (None,)
     if question is not None and question not in rows_after:
         raise ForecastError(f"unknown question '{question}'; known: {', '.join(rows_after)}")
-    trees = [posterior.open_run(ws, r) for r in (before, after)]
+    trees = [posterior.open_run(ws, r) for r in (before, after) if r is not None]
     if any("priors_files" not in t.attrs for t in trees):
         raise ForecastError("the posterior of an update has no copy of its priors (made by an "
                             "older version): run `forecast update` twice with this version")
     sampler = SamplerConfig(draws=after["draws"], tune=after["tune"], chains=after["chains"],
                             seed=after["seed"])
-    as_of_a, as_of_b = before["as_of"], after["as_of"]
+    as_of_b = after["as_of"]
     with tempfile.TemporaryDirectory() as folder:
-        priors = _priors_of(trees[1], Path(folder))
+        priors = _priors_of(trees[-1], Path(folder))
         steps: list[tuple[str, dict[str, float]]] = []
-        previous = {q: r["probability"] for q, r in rows_before.items()}
-        same_settings = all(before[k] == after[k] for k in ("priors_hash", "seed", "draws",
-                                                            "tune", "chains"))
+        if before is None:  # against the document alone: no event known at all
+            as_of_a = (first_event or as_of_b) - dt.timedelta(days=1)
+            specs = questions(priors)
+            previous = claims_only_forecasts(priors, ws.posteriors_dir, specs,
+                                             min(q.opened for q in specs) - dt.timedelta(days=1),
+                                             seed=PRIOR_SAMPLER.seed)
+        else:
+            as_of_a = before["as_of"]
+            previous = {q: r["probability"] for q, r in rows_before.items()}
+        same_settings = before is None or all(
+            before[k] == after[k] for k in ("priors_hash", "seed", "draws", "tune", "chains"))
         if not same_settings:
             series_a = trees[0]["constant_data"].to_dataset()
             resolved_a = {q: (r["status"], as_of_a) for q, r in rows_before.items()
@@ -139,10 +154,11 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
                 f"with --allow-unconverged: R-hat max {run['r_hat_max']:.3f}, bulk ESS min "
                 f"{run['ess_bulk_min']:.0f}, {run['divergences']} divergences): its numbers, and "
                 "so this explanation, are not reliable"
-                for run in (before, after) if not run["converged"]]
-    return {"previous_as_of": as_of_a, "as_of": as_of_b, "method": "sequential counterfactual "
-            "refits (see forecast/explain.py)", "questions": out,
-            "events": events, "warnings": warnings}
+                for run in (before, after) if run is not None and not run["converged"]]
+    return {"previous_as_of": before and as_of_a, "as_of": as_of_b,
+            "method": "sequential counterfactual refits (see forecast/explain.py)"
+            + ("" if before else "; the previous forecast is the claims' alone, before any "
+               "event"), "questions": out, "events": events, "warnings": warnings}
 
 
 def _events_that_mattered(con: Any, priors: Priors, since: dt.date,

@@ -65,8 +65,38 @@ def test_an_unconverged_update_is_named_in_a_warning(explained, fitted_example):
 
 
 @pytest.mark.slow
-def test_explain_needs_two_updates(runner, workspace):
+def test_explain_needs_an_update(runner, workspace):
     result = runner.invoke(main, ["--workspace", str(workspace.root), "explain"])
     assert result.exit_code == 1
-    assert result.stderr == ("Error: nothing to explain: it takes two updates "
-                             "(`forecast update`)\n")
+    assert result.stderr == "Error: nothing to explain: run `forecast update` first\n"
+
+
+@pytest.mark.slow
+def test_a_single_update_is_explained_against_the_claims_alone(runner, fitted_example,
+                                                               tmp_path):
+    """After one update, explain used to say there was nothing to explain; now it says what the
+    events changed relative to the document's own forecast."""
+    import shutil
+
+    from forecast import history
+    from forecast.workspace import open_workspace
+
+    root = tmp_path / "one"
+    shutil.copytree(fitted_example, root)
+    ws = open_workspace(root)
+    with ws.store() as con:  # keep the first update only
+        first = history.current_runs(con)[0]["run_id"]
+        con.execute("DELETE FROM forecasts WHERE run_id <> ?", [first])
+        con.execute("DELETE FROM runs WHERE run_id <> ?", [first])
+    result = runner.invoke(main, ["--workspace", str(root), "explain", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["previous_as_of"] is None and data["as_of"] == "2026-05-31"
+    assert "before any event" in data["method"]
+    for q in data["questions"]:
+        assert 0 <= q["previous"] <= 1
+        assert sum(q["contributions"].values()) + q["residual"] == pytest.approx(q["change"],
+                                                                                abs=1e-12)
+        assert abs(q["residual"]) <= RESIDUAL_TOLERANCE, q
+    text = runner.invoke(main, ["--workspace", str(root), "explain"])
+    assert text.stdout.startswith("From the claims alone (before any event) to 2026-05-31")
