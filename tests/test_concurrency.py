@@ -24,6 +24,8 @@ pytestmark = pytest.mark.slow
 FORECAST = Path(sys.executable).with_name("forecast")
 DATA = Path(__file__).resolve().parent / "data"
 JUDGED = "hybrid-retaliation-by-2026-12-31"
+# resolved by hand while others judge: another question, since a resolved one refuses judgments
+RESOLVED = "proxy-strikes-by-2026-12-31"
 ENV = {k: v for k, v in os.environ.items() if k != "FORECAST_WORKSPACE"}
 
 
@@ -92,7 +94,7 @@ def test_readers_proceed_and_a_second_writer_is_refused_while_one_writes(root):
                                                    ["events", "list"], ["events", "stats"])]
         writers = [start(root, *args) for args in (
             ["events", "import", DATA / "gdelt1-sample.tsv"],
-            ["resolve", JUDGED, "annulled", "--date", "2026-03-01"],
+            ["resolve", RESOLVED, "annulled", "--date", "2026-03-01"],
             ["judge", JUDGED, "0.4"],
             ["update", "--as-of", "2026-11-15", "--draws", "100", "--tune", "200"])]
         for proc in readers:
@@ -113,7 +115,7 @@ def test_writers_that_wait_long_enough_all_get_their_records_in(root):
     config = root / "forecast.toml"
     config.write_text(config.read_text().replace("lock_timeout = 0.5", "lock_timeout = 60"))
     writers = [start(root, "judge", JUDGED, f"0.{i}") for i in range(1, 5)]
-    writers += [start(root, "resolve", JUDGED, "annulled", "--date", "2026-03-01"),
+    writers += [start(root, "resolve", RESOLVED, "annulled", "--date", "2026-03-01"),
                 start(root, "events", "import", DATA / "gdelt1-sample.tsv")]
     readers = [start(root, *args) for args in (["show", "--json"], ["history", "--json"],
                                                ["events", "stats", "--json"])]
