@@ -43,7 +43,13 @@ import numpy as np
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from forecast.model import ClaimTerm, claim_probability, claim_windows, counter_scenarios
+from forecast.model import (
+    ClaimTerm,
+    claim_probability,
+    claim_windows,
+    counter_scenarios,
+    union_probability,
+)
 
 INTERVAL = (0.05, 0.95)
 #: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, section 3.2)
@@ -148,10 +154,7 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
         with np.errstate(divide="ignore"):  # log 0 = -inf: a member that surely fires
             none = np.log1p(p_on[:, members] * np.expm1(-hazard))  # (sample, member)
-        no_form = np.where(counter[members], 0.0, none).sum(axis=1)
-        no_counter = np.where(counter[members], none, 0.0).sum(axis=1)
-        probs.append(-np.expm1(no_counter) - p_retaliation * np.exp(no_counter)
-                     * np.expm1(no_form))
+        probs.append(union_probability(p_retaliation, none, counter[members]))
         status.append(state or "open")
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])

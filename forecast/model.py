@@ -291,10 +291,22 @@ def claim_probability(q, channel, rate, rate_at_zero, data):
     fires = lib.where(data["claim_ever"][:, None] > 0, 1.0, -lib.expm1(-hazard))
     # at most 1 - 1e-12: a channel that is surely on and surely fires has a finite log
     on = lib.minimum(channel[..., None, :] * fires, 1 - 1e-12)
-    counter = data["counter"]
-    none = data["claim_members"] * lib.log1p(-on)
-    no_form, no_counter = (none * (1 - counter)).sum(axis=-1), (none * counter).sum(axis=-1)
-    return -lib.expm1(no_counter) - q[..., None] * lib.exp(no_counter) * lib.expm1(no_form)
+    return union_probability(q[..., None], data["claim_members"] * lib.log1p(-on),
+                             data["counter"])
+
+
+def union_probability(q, none, counter):
+    """P(some member fires) from each member's log P(it does not) ``none (..., member)``, with
+    ``q`` P(R = 1) ``(...)`` broadcast against the sum over members and ``counter (member,)``
+    marking the counter-scenarios, whose switches are outside R (module docs)::
+
+        P = 1 - prod_(c counter) (1 - p_c) * (1 - q + q prod_(s a form) (1 - p_s))
+
+    numpy or pytensor; ``none`` may be -inf (a member that surely fires)."""
+    lib = pt if isinstance(none, pt.TensorVariable) else np
+    no_form = lib.where(counter > 0, 0.0, none).sum(axis=-1)
+    no_counter = lib.where(counter > 0, none, 0.0).sum(axis=-1)
+    return -lib.expm1(no_counter) - q * lib.exp(no_counter) * lib.expm1(no_form)
 
 
 def negative_binomial_logp(y, log_mean, alpha, weight):

@@ -28,6 +28,7 @@ from forecast.priors import Priors, load_priors
 from forecast.scenarios import Question
 from forecast.schema import did_you_mean
 from forecast.series import first_qualifying
+from forecast.store import transaction
 from forecast.workspace import Workspace
 
 State = Literal["open", "yes", "no", "annulled"]
@@ -159,8 +160,6 @@ def resolve(ws: Workspace, question: str, state: str, *, day: dt.date | None,
 def sync_workspace(ws: Workspace, con: duckdb.DuckDBPyConnection, *, by: str
                    ) -> list[dict[str, Any]]:
     """`sync` on the workspace's store `con` (write lock held), in one transaction."""
-    from forecast.store import transaction
-
     history.ensure_schema(con)
     with transaction(con):
         return sync(con, load_priors(ws.priors_dir), by=by)
