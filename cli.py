@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -462,7 +463,6 @@ def _elapsed(what: str, *, quiet: bool = False) -> Iterator[None]:
     Only the time: nutpie's progress callback (draws, divergences) made sampling 35% slower.
     """
     import threading
-    import time
 
     if quiet or not sys.stderr.isatty():
         yield
@@ -552,14 +552,14 @@ def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
     from forecast.explain import explain as run_explain
 
     result = run_explain(_workspace(ctx), question)
-    for warning in result["warnings"]:
+    for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        emit_json(result)
+        emit_json(result.as_dict())
         return
-    start = result["previous_as_of"] or "the claims alone (before any event)"
-    click.echo(f"From {start} to {result['as_of']} ({result['method']}):")
-    for q in result["questions"]:
+    start = result.previous_as_of or "the claims alone (before any event)"
+    click.echo(f"From {start} to {result.as_of} ({result.method}):")
+    for q in result.questions:
         if q["change"] is None:
             click.echo(f"\n{q['question']}: new, {q['latest']:.1%}")
             continue
@@ -568,9 +568,9 @@ def explain(ctx: click.Context, question: str | None, as_json: bool) -> None:
         for cause, delta in q["contributions"].items():
             click.echo(f"  {delta * 100:+6.1f} pts  {cause}")
         click.echo(f"  {q['residual'] * 100:+6.1f} pts  residual (refit vs recorded)")
-    if result["events"]:
+    if result.events:
         click.echo("\nNew events that count for a rule or an indicator (most sources first):")
-        for e in result["events"]:
+        for e in result.events:
             click.echo(f"  {e['date']}  {e['actor1']}→{e['actor2']}  {e['event_code']:<5} "
                        f"sources {e['num_sources']:<3} {e['counts_for']}  {e['source_url'] or ''}")
 
@@ -712,25 +712,25 @@ def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
 
     result = evaluate.score(_workspace(ctx), today=_today())
     if plot is not None:
-        scoring.plot_reliability(result["calibration"], plot,
+        scoring.plot_reliability(result.calibration, plot,
                                  title="Reliability of the model's resolved forecasts")
     if as_json:
-        emit_json(result)
+        emit_json(result.as_dict())
         return
-    _score_lines(result["overall"], "questions")
-    for q in result["questions"]:
+    _score_lines(result.overall, "questions")
+    for q in result.questions:
         click.echo(f"  {q['question']:<42} {q['probability']:>6.1%} as of {q['as_of']} -> "
                    f"{'YES' if q['outcome'] else 'NO '}  Brier {q['brier']:.3f}  "
                    f"log {q['log']:.3f}  baseline {q['baseline']:+.1f}")
-    bins = [b for b in result["calibration"] if b["n"]]
+    bins = [b for b in result.calibration if b["n"]]
     if bins:
         click.echo("Calibration (forecast bin: questions, mean forecast, observed frequency):")
     for b in bins:
         click.echo(f"  {b['low']:>4.0%}–{b['high']:<4.0%} {b['n']:>4}  {b['mean_forecast']:>6.1%}"
                    f"  {b['observed']:>6.1%}")
-    if result["not_scored"]:
-        click.echo(f"Not scored yet: {len(result['not_scored'])} question(s) "
-                   f"({_reasons(result['not_scored'])}).", err=True)
+    if result.not_scored:
+        click.echo(f"Not scored yet: {len(result.not_scored)} question(s) "
+                   f"({_reasons(result.not_scored)}).", err=True)
 
 
 def _reasons(rows: list[dict[str, Any]]) -> str:
@@ -795,39 +795,56 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
         click.echo(f"Backtest: {len(bp.steps)} step(s) from {bp.steps[0]} to {bp.steps[-1]} "
                    "(one fit each)...", err=True)
 
+    started, fitted = time.monotonic(), []
+
+    def resumed(done: int, total: int) -> None:
+        click.echo(f"  resuming: {done} of {total} steps were finished by an earlier run",
+                   err=True)
+
     def progress(done: int, total: int, diagnostics) -> None:
+        fitted.append(time.monotonic())
         flag = "" if diagnostics.converged else (
             "  (did not pass the gate: scored)" if allow_unconverged
             else "  (did not pass the gate twice: dropped)")
-        click.echo(f"  step {done}/{total}{flag}", err=True)
+        each = (fitted[-1] - started) / len(fitted)
+        eta = f", about {_duration(each * (total - done))} left" if done < total else ""
+        click.echo(f"  step {done}/{total}{eta}{flag}", err=True)
 
     result = backtest_workspace(
         _workspace(ctx), start=start and start.date(), end=end and end.date(),
         step_weeks=step_weeks, horizons=horizon_weeks, window=window,
         sampler=SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed),
-        allow_unconverged=allow_unconverged, planned=planned, progress=progress)
+        allow_unconverged=allow_unconverged, planned=planned, progress=progress,
+        resumed=resumed)
     if plot is not None:
-        scoring.plot_reliability(result["methods"]["model"]["calibration"], plot,
-                                 title=f"Backtest reliability ({result['questions']} questions)")
+        scoring.plot_reliability(result.methods["model"]["calibration"], plot,
+                                 title=f"Backtest reliability ({len(result.forecasts)} questions)")
     if as_json:
-        emit_json(result)
+        emit_json(result.as_dict())
         return
-    click.echo(f"{result['questions']} rolling questions scored "
-               f"(horizons {', '.join(map(str, result['horizons_weeks']))} weeks; "
-               f"window {result['window_weeks']} weeks):")
+    bp = result.plan
+    click.echo(f"{len(result.forecasts)} rolling questions scored "
+               f"(horizons {', '.join(map(str, bp.horizons))} weeks; "
+               f"window {bp.window} weeks):")
     for method, label in (("model", "model        "), ("claims_only", "claims only  "),
                           ("base_rate", "base rate    ")):
-        _score_lines(result["methods"][method]["overall"], "questions", label)
-    skill = result["brier_skill"]
+        _score_lines(result.methods[method]["overall"], "questions", label)
     click.echo("Brier skill of the model: " + ", ".join(
-        f"{v:+.1%} vs {k.replace('_', ' ')}" for k, v in skill.items() if v is not None))
-    steps = len(result["steps"])
-    if result["dropped"]:
-        click.echo(f"warning: {len(result['dropped'])} of {steps} steps dropped (their fit failed "
-                   f"the diagnostics gate twice): {', '.join(result['dropped'])}", err=True)
-    if result["unconverged"]:
-        click.echo(f"warning: {result['unconverged']} of {steps} steps scored although their fit "
+        f"{v:+.1%} vs {k.replace('_', ' ')}" for k, v in result.brier_skill.items()
+        if v is not None))
+    steps = len(bp.steps)
+    if result.dropped:
+        click.echo(f"warning: {len(result.dropped)} of {steps} steps dropped (their fit failed "
+                   f"the diagnostics gate twice): {', '.join(result.dropped)}", err=True)
+    if result.unconverged:
+        click.echo(f"warning: {result.unconverged} of {steps} steps scored although their fit "
                    "failed the diagnostics gate (--allow-unconverged)", err=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{round(seconds)} s" if seconds < 90 else (
+        f"{minutes} min" if minutes < 90 else f"{minutes / 60:.1f} h")
 
 
 def _weeks(text: str, param: str) -> int:

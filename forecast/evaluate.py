@@ -14,12 +14,17 @@ scenario's own base rate (the share of its past weeks with an event, Jeffreys-sm
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import xarray as xr
 
 from forecast import history, resolution, scoring
 from forecast.errors import NotAvailableError
@@ -33,6 +38,7 @@ from forecast.fit import (
 from forecast.forecasts import QuestionSpec, forecast_questions
 from forecast.inputs import claim_terms
 from forecast.model import ModelConfig, build_model, model_data
+from forecast.posterior import code_version
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors, load_priors
 from forecast.series import weekly_series, window
@@ -41,7 +47,20 @@ from forecast.workspace import Workspace
 METHODS = ("model", "claims_only", "base_rate")
 
 
-def score(ws: Workspace, *, today: dt.date) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Scores:
+    """`scoring.summarise` of the scored questions, and the questions not scored yet and why."""
+
+    overall: dict[str, Any]
+    questions: list[dict[str, Any]]
+    calibration: list[dict[str, Any]]
+    not_scored: list[dict[str, Any]]  # question, state, reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score(ws: Workspace, *, today: dt.date) -> Scores:
     """`score_workspace` on the workspace's store and priors.
 
     Raises
@@ -60,8 +79,8 @@ def backtest_workspace(ws: Workspace, *, start: dt.date | None, end: dt.date | N
                        step_weeks: int, horizons: tuple[int, ...], window: int,
                        sampler: SamplerConfig, allow_unconverged: bool = False,
                        planned: Callable[[BacktestPlan], None] | None = None,
-                       progress: Callable[[int, int, Diagnostics], None] | None = None
-                       ) -> dict[str, Any]:
+                       progress: Callable[[int, int, Diagnostics], None] | None = None,
+                       resumed: Callable[[int, int], None] | None = None) -> Backtest:
     """`plan` and `backtest` on the workspace's store and priors; `planned` is told the plan
     before the first fit."""
     priors = load_priors(ws.priors_dir)
@@ -71,11 +90,12 @@ def backtest_workspace(ws: Workspace, *, start: dt.date | None, end: dt.date | N
         if planned is not None:
             planned(bp)
         return backtest(con, priors, bp, sampler=sampler, cache_dir=ws.posteriors_dir,
-                        allow_unconverged=allow_unconverged, progress=progress)
+                        allow_unconverged=allow_unconverged, progress=progress,
+                        resumed=resumed)
 
 
 def score_workspace(con: duckdb.DuckDBPyConnection, priors: Priors, *,
-                    today: dt.date) -> dict[str, Any]:
+                    today: dt.date) -> Scores:
     """Scores of the model's recorded forecasts on resolved questions whose deadline has passed:
     the last forecast made while the question was open, and the time average over its open life.
     Also lists the questions not scored yet, and why."""
@@ -105,7 +125,7 @@ def score_workspace(con: duckdb.DuckDBPyConnection, priors: Priors, *,
                      "outcome": outcome, "as_of": made[-1][0], "probability": made[-1][1],
                      "time_averaged": scoring.time_averaged(made, opened=q.opened, closes=closes,
                                                             outcome=outcome)})
-    return {**scoring.summarise(rows), "not_scored": pending}
+    return Scores(**scoring.summarise(rows), not_scored=pending)
 
 
 @dataclass(frozen=True)
@@ -155,23 +175,53 @@ def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date 
     return BacktestPlan(steps[::-1], horizons, window, first, last, continuous)
 
 
+@dataclass(frozen=True)
+class Backtest:
+    """A backtest's scores: ``forecasts`` has one row per step and question (``as_of``,
+    ``scenario``, ``horizon_weeks``, ``deadline``, ``outcome`` and each method's probability);
+    ``methods`` the ``overall`` and ``calibration`` of `scoring.summarise` per method."""
+
+    plan: BacktestPlan
+    sampler: SamplerConfig
+    forecasts: list[dict[str, Any]]
+    methods: dict[str, dict[str, Any]]
+    refitted: int  # steps fitted twice
+    dropped: list[str]  # the as-of days of steps dropped (their fit failed the gate twice)
+    unconverged: int  # steps scored although their fit failed the gate (allow_unconverged)
+    resumed: int  # steps read back from the checkpoint of an interrupted run
+
+    @property
+    def brier_skill(self) -> dict[str, float | None]:
+        """1 - Brier of the model / Brier of each baseline."""
+        brier = {m: self.methods[m]["overall"]["brier"] for m in METHODS}
+        return {m: 1 - brier["model"] / brier[m] if brier[m] else None for m in METHODS[1:]}
+
+    def as_dict(self) -> dict[str, Any]:
+        bp = self.plan
+        return {"steps": [str(t) for t in bp.steps], "horizons_weeks": list(bp.horizons),
+                "window_weeks": bp.window, "data": [str(bp.data_start), str(bp.data_end)],
+                "questions": len(self.forecasts), "refitted": self.refitted,
+                "dropped": self.dropped, "unconverged": self.unconverged,
+                "resumed": self.resumed,
+                "sampler": {k: getattr(self.sampler, k)
+                            for k in ("draws", "tune", "chains", "seed")},
+                "methods": self.methods, "brier_skill": self.brier_skill,
+                "forecasts": self.forecasts}
+
+
 def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: BacktestPlan, *,
              sampler: SamplerConfig, cache_dir: Path, allow_unconverged: bool = False,
-             progress: Callable[[int, int, Diagnostics], None] | None = None) -> dict[str, Any]:
+             progress: Callable[[int, int, Diagnostics], None] | None = None,
+             resumed: Callable[[int, int], None] | None = None) -> Backtest:
     """Replay the plan's steps; score the model and both baselines on the resolved questions.
 
     A step whose fit fails the diagnostics gate is fitted again with the next seed; if that
     fails too, the step is dropped for every method (a forecast the update would refuse is not
     scored), unless `allow_unconverged`: then it is scored and counted.
 
-    Returns
-    -------
-    dict with ``forecasts`` (one row per step and question: ``as_of``, ``scenario``,
-    ``horizon_weeks``, ``deadline``, ``outcome`` and each method's probability), ``methods``
-    (`scoring.summarise` of each method's forecasts, without the per-question rows),
-    ``brier_skill`` (1 - Brier of the model / Brier of each baseline), ``refitted`` (steps fitted
-    twice), ``dropped`` (the as-of days of steps dropped), ``unconverged`` (steps scored although
-    their fit failed the gate) and the plan.
+    Each finished step is appended to a checkpoint in `cache_dir`, named by everything the
+    step depends on (data, priors, plan, sampler settings, code version), so a run that was
+    killed resumes where it stopped, and `resumed` is told (steps done, steps in all).
     """
     bp = backtest_plan
     full = weekly_series(con, priors.scenarios, as_of=bp.data_end,
@@ -185,9 +235,16 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
     t0 = bp.steps[0]
     claims_only = claims_only_forecasts(priors, cache_dir, _asked(members, bp.horizons, t0), t0,
                                         seed=sampler.seed)
+    key = _identity(full, priors, bp, sampler, allow_unconverged)
+    checkpoint = cache_dir / f"backtest-{key}.jsonl"
+    done = _read_steps(checkpoint, bp)
+    if done and resumed is not None:
+        resumed(len(done), len(bp.steps))
+    n_resumed = len(done)
     compiled, claims = None, claim_terms(priors)
-    rows, refitted, dropped, unconverged = [], 0, [], 0
     for k, t in enumerate(bp.steps):
+        if str(t) in done:
+            continue
         i = where[t]
         fitted = window(full, i, bp.window)
         if compiled is None:
@@ -197,29 +254,34 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
         tree, diagnostics, fits = sample_gated(compiled, names, sampler,
                                                model_data(fitted, claims),
                                                attempts=1 if allow_unconverged else 2)
-        refitted += fits > 1
+        step = {"as_of": str(t), "fits": fits, "converged": diagnostics.converged, "rows": []}
+        if diagnostics.converged or allow_unconverged:
+            result = forecast_questions(tree.posterior.to_dataset(), fitted,
+                                        _asked(members, bp.horizons, t), t, {},
+                                        seed=sampler.seed)
+            seen = full.volume.values[: i + 1] > 0
+            for s in members:
+                past = any_event[s][: i + 1][seen]
+                rate = (past.sum() + 0.5) / (len(past) + 1)
+                for h in bp.horizons:
+                    if i + h >= len(weeks):  # the data do not reach the deadline yet
+                        continue
+                    step["rows"].append({
+                        "scenario": s, "horizon_weeks": h,
+                        "deadline": str(t + dt.timedelta(weeks=h)),
+                        "outcome": int(any_event[s][i + 1: i + 1 + h].any()),
+                        "model": float(result.probability.sel(question=f"{s}-{h}w")),
+                        "claims_only": claims_only[f"{s}-{h}w"],
+                        "base_rate": float(1 - (1 - rate) ** h)})
+        _append_step(checkpoint, step)
+        done[str(t)] = step
         if progress is not None:
             progress(k + 1, len(bp.steps), diagnostics)
-        if not diagnostics.converged and not allow_unconverged:
-            dropped.append(str(t))
-            continue
-        unconverged += not diagnostics.converged
-        result = forecast_questions(tree.posterior.to_dataset(), fitted,
-                                    _asked(members, bp.horizons, t), t, {}, seed=sampler.seed)
-        seen = full.volume.values[: i + 1] > 0
-        for s in members:
-            past = any_event[s][: i + 1][seen]
-            rate = (past.sum() + 0.5) / (len(past) + 1)
-            for h in bp.horizons:
-                if i + h >= len(weeks):  # the data do not reach the deadline yet
-                    continue
-                ident = f"{s}-{h}w"
-                rows.append({"as_of": t, "scenario": s, "horizon_weeks": h,
-                             "deadline": t + dt.timedelta(weeks=h),
-                             "outcome": int(any_event[s][i + 1: i + 1 + h].any()),
-                             "model": float(result.probability.sel(question=ident)),
-                             "claims_only": claims_only[ident],
-                             "base_rate": float(1 - (1 - rate) ** h)})
+    steps = [done[str(t)] for t in bp.steps]
+    dropped = [s["as_of"] for s in steps if not s["converged"] and not allow_unconverged]
+    rows = [{"as_of": dt.date.fromisoformat(s["as_of"]), **r,
+             "deadline": dt.date.fromisoformat(r["deadline"])}
+            for s in steps if s["as_of"] not in dropped for r in s["rows"]]
     if not rows:
         raise NotAvailableError(
             f"every step's fit failed the diagnostics gate twice ({len(dropped)} dropped): "
@@ -230,17 +292,44 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
                                       "probability": r[m], "outcome": r["outcome"]}
                                      for r in rows])
         methods[m] = {"overall": summary["overall"], "calibration": summary["calibration"]}
-    brier = {m: methods[m]["overall"]["brier"] for m in METHODS}
-    return {"steps": [str(t) for t in bp.steps], "horizons_weeks": list(bp.horizons),
-            "window_weeks": bp.window, "data": [str(bp.data_start), str(bp.data_end)],
-            "questions": len(rows), "refitted": refitted, "dropped": dropped,
-            "unconverged": unconverged,
-            "sampler": {"draws": sampler.draws, "tune": sampler.tune, "chains": sampler.chains,
-                        "seed": sampler.seed},
-            "methods": methods,
-            "brier_skill": {m: 1 - brier["model"] / brier[m] if brier[m] else None
-                            for m in METHODS[1:]},
-            "forecasts": rows}
+    return Backtest(bp, sampler, rows, methods,
+                    refitted=sum(s["fits"] > 1 for s in steps), dropped=dropped,
+                    unconverged=sum(not s["converged"] for s in steps) if allow_unconverged
+                    else 0, resumed=n_resumed)
+
+
+def _identity(full: xr.Dataset, priors: Priors, bp: BacktestPlan, sampler: SamplerConfig,
+              allow_unconverged: bool) -> str:
+    """A short hash of everything a backtest's steps depend on."""
+    h = hashlib.sha256(repr((priors.digest(), code_version(), bp, asdict(sampler),
+                             allow_unconverged)).encode())
+    for name in ("scenario_events", "indicator_events", "volume"):
+        h.update(np.ascontiguousarray(full[name].values).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _read_steps(path: Path, bp: BacktestPlan) -> dict[str, dict[str, Any]]:
+    """The steps of the plan recorded in the checkpoint `path` (a line cut short by a kill is
+    ignored)."""
+    if not path.is_file():
+        return {}
+    steps = {}
+    for line in path.read_text().splitlines():
+        try:
+            step = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        steps.setdefault(step["as_of"], step)
+    return {str(t): steps[str(t)] for t in bp.steps if str(t) in steps}
+
+
+def _append_step(path: Path, step: dict[str, Any]) -> None:
+    """One line per finished step, on disk before the next fit starts."""
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as f:
+        f.write("\n" + json.dumps(step) + "\n")  # after a torn line, a fresh one
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _asked(members: dict[str, list[str]], horizons: tuple[int, ...],

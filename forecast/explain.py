@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,23 @@ def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
                                               result.probability.values, strict=True)}
 
 
-def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Explanation:
+    """Per question (``question``, ``previous``, ``latest``, ``change``, ``contributions`` by
+    cause, ``residual``), from `previous_as_of` (None: the claims alone) to `as_of`."""
+
+    previous_as_of: dt.date | None
+    as_of: dt.date
+    method: str
+    questions: list[dict[str, Any]]
+    events: list[dict[str, Any]]  # the new events that count for a rule or an indicator
+    warnings: list[str]  # unconverged fits
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def explain(ws: Workspace, question: str | None = None) -> Explanation:
     """Contributions of each cause to the change of every question (or one) between the last
     two updates (after a single one: from the claims alone to it), and the new events that
     drove the largest contributions."""
@@ -155,10 +172,10 @@ def explain(ws: Workspace, question: str | None = None) -> dict[str, Any]:
                 f"{run['ess_bulk_min']:.0f}, {run['divergences']} divergences): its numbers, and "
                 "so this explanation, are not reliable"
                 for run in (before, after) if run is not None and not run["converged"]]
-    return {"previous_as_of": before and as_of_a, "as_of": as_of_b,
-            "method": "sequential counterfactual refits (see forecast/explain.py)"
-            + ("" if before else "; the previous forecast is the claims' alone, before any "
-               "event"), "questions": out, "events": events, "warnings": warnings}
+    return Explanation(
+        before and as_of_a, as_of_b, "sequential counterfactual refits (see forecast/explain.py)"
+        + ("" if before else "; the previous forecast is the claims' alone, before any event"),
+        out, events, warnings)
 
 
 def _events_that_mattered(con: Any, priors: Priors, since: dt.date,

@@ -17,7 +17,8 @@ import xarray as xr
 
 from forecast import history, plots
 from forecast.errors import ForecastError
-from forecast.evaluate import score_workspace
+from forecast.evaluate import Scores, score_workspace
+from forecast.explain import Explanation, explain
 from forecast.files import atomic_write
 from forecast.forecasts import (
     QuestionSpec,
@@ -295,14 +296,12 @@ def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset)
         + ".")
 
 
-def _explanation(ws: Workspace) -> dict:
-    from forecast.explain import explain
-
+def _explanation(ws: Workspace) -> Explanation:
     return explain(ws)
 
 
 def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict],
-             explanation: dict | None) -> None:
+             explanation: Explanation | None) -> None:
     doc.heading(2, "What changed")
     if not previous:
         doc.para("This is the first recorded update: there is nothing to compare with.")
@@ -323,45 +322,45 @@ def _changes(doc: _Doc, rows: list[dict], previous: dict[str, dict],
                  "note")
         return
     doc.heading(3, "Why: the change by cause")
-    doc.para(f"Sequential counterfactual refits from {explanation['previous_as_of']} to "
-             f"{explanation['as_of']} (method in forecast/explain.py); the contributions and the "
+    doc.para(f"Sequential counterfactual refits from {explanation.previous_as_of} to "
+             f"{explanation.as_of} (method in forecast/explain.py); the contributions and the "
              "residual add up to the change.")
     doc.table(["question", "change", "largest contributions", "residual"],
               [[q["question"], f"{q['change'] * 100:+.1f} pts", "; ".join(
                   f"{cause} {delta * 100:+.1f}" for cause, delta in sorted(
                       q["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]),
                 f"{q['residual'] * 100:+.2f}"]
-               for q in explanation["questions"] if q["change"] is not None],
+               for q in explanation.questions if q["change"] is not None],
               numeric=frozenset({1, 3}))
-    if explanation["events"]:
+    if explanation.events:
         doc.heading(3, "The new events that count")
         doc.table(["date", "actors", "CAMEO", "sources", "counts for", "source"],
                   [[str(e["date"]), f"{e['actor1']}→{e['actor2']}", e["event_code"],
                     str(e["num_sources"]), e["counts_for"], e["source_url"] or ""]
-                   for e in explanation["events"]], numeric=frozenset({3}))
+                   for e in explanation.events], numeric=frozenset({3}))
 
 
-def _scores(doc: _Doc, out: Path, scores: dict) -> None:
+def _scores(doc: _Doc, out: Path, scores: Scores) -> None:
     doc.heading(2, "How good have the forecasts been?")
-    overall = scores["overall"]
+    overall = scores.overall
     doc.para("Resolved questions whose deadline had passed by the as-of date, each scored on "
              "the model's last forecast made while it was open (Brier: lower is better; log "
              "and Metaculus baseline scores: higher is better; `forecast score`). "
-             f"{len(scores['not_scored'])} question(s) are not scored yet.")
+             f"{len(scores.not_scored)} question(s) are not scored yet.")
     if overall["n"]:
         doc.table(["question", "last forecast", "as of", "outcome", "Brier", "log", "baseline"],
                   [[q["question"], percent(q["probability"]), str(q["as_of"]),
                     "YES" if q["outcome"] else "NO", f"{q['brier']:.3f}", f"{q['log']:.3f}",
-                    f"{q['baseline']:+.1f}"] for q in scores["questions"]]
+                    f"{q['baseline']:+.1f}"] for q in scores.questions]
                   + [["mean", "", "", "", f"{overall['brier']:.3f}", f"{overall['log']:.3f}",
                       f"{overall['baseline']:+.1f}"]], numeric=frozenset({1, 4, 5, 6}))
     doc.table(["forecast bin", "questions", "mean forecast", "observed frequency"],
               [[f"{b['low']:.0%}–{b['high']:.0%}", str(b["n"]),
                 percent(b["mean_forecast"]) if b["n"] else "", percent(b["observed"])
-                if b["n"] else ""] for b in scores["calibration"] if b["n"]]
+                if b["n"] else ""] for b in scores.calibration if b["n"]]
               or [["(none)", "0", "", ""]], numeric=frozenset({1, 2, 3}))
     path = out / "reliability.png"
-    plot_reliability(scores["calibration"], path, title="Reliability of the resolved forecasts")
+    plot_reliability(scores.calibration, path, title="Reliability of the resolved forecasts")
     doc.image(path, "Reliability diagram: observed frequency against forecast, with counts")
 
 

@@ -51,7 +51,7 @@ def scored(workspace, tmp_path):
 
 
 def test_each_question_is_scored_on_its_last_forecast_made_while_open(scored):
-    rows = {r["question"]: r for r in scored["questions"]}
+    rows = {r["question"]: r for r in scored.questions}
     assert set(rows) == {"hybrid-retaliation-by-2026-06-30", "proxy-strikes-by-2026-06-30"}
     hybrid, proxy = rows["hybrid-retaliation-by-2026-06-30"], rows["proxy-strikes-by-2026-06-30"]
     # hybrid resolved YES on March 4: the April forecast (1.0, made once resolved) does not count
@@ -61,11 +61,11 @@ def test_each_question_is_scored_on_its_last_forecast_made_while_open(scored):
     assert hybrid["baseline"] == pytest.approx(100 * (math.log2(0.3) + 1), abs=TOL)
     assert (proxy["outcome"], proxy["probability"]) == (0, 0.2)
     assert proxy["brier"] == pytest.approx(0.04, abs=TOL)
-    assert scored["overall"]["brier"] == pytest.approx((0.49 + 0.04) / 2, abs=TOL)
+    assert scored.overall["brier"] == pytest.approx((0.49 + 0.04) / 2, abs=TOL)
 
 
 def test_the_time_average_weighs_each_forecast_by_the_days_it_stood(scored):
-    proxy = next(r for r in scored["questions"] if r["question"].startswith("proxy"))
+    proxy = next(r for r in scored.questions if r["question"].startswith("proxy"))
     # 0.1 from Feb 1 to Apr 1 (59 days), 0.2 from Apr 1 to the Jun 30 deadline (90 days)
     averaged = proxy["time_averaged"]
     assert averaged["days"] == 149
@@ -75,7 +75,7 @@ def test_the_time_average_weighs_each_forecast_by_the_days_it_stood(scored):
 
 
 def test_questions_not_scored_say_why(scored):
-    reasons = {r["question"]: r["reason"] for r in scored["not_scored"]}
+    reasons = {r["question"]: r["reason"] for r in scored.not_scored}
     assert reasons["hybrid-retaliation-by-2026-12-31"] == "deadline not passed"
     assert reasons["any-retaliation-by-2026-06-30"] == "no forecast made while open"
     assert reasons["proxy-strikes-by-2026-12-31"] == "open"
@@ -131,11 +131,13 @@ def test_a_default_backtest_starts_where_the_data_become_continuous(runner, work
 @pytest.mark.slow
 def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
     plot = tmp_path / "bt.png"
-    result = runner.invoke(main, ["--workspace", str(fitted_example), "backtest", "--start",
-                                  "2026-05-01", "--step", "13w", "--horizons", "4,13",
-                                  "--window", "12", "--draws", "100", "--tune", "100",
-                                  "--allow-unconverged", "--json", "--plot", str(plot)])
+    args = ["--workspace", str(fitted_example), "backtest", "--start", "2026-05-01", "--step",
+            "13w", "--horizons", "4,13", "--window", "12", "--draws", "100", "--tune", "100",
+            "--allow-unconverged", "--json"]
+    before = set((fitted_example / "posteriors").glob("backtest-*.jsonl"))
+    result = runner.invoke(main, [*args, "--plot", str(plot)])
     assert result.exit_code == 0, result.output
+    assert "step 1/2, about " in result.stderr and "step 2/2  (did" in result.stderr  # ETA
     data = json.loads(result.stdout)
     assert data["steps"] == ["2026-07-26", "2026-10-25"]
     assert set(data["methods"]) == {"model", "claims_only", "base_rate"}
@@ -155,6 +157,21 @@ def test_backtest_through_the_cli(runner, fitted_example, tmp_path):
         con.close()
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["unconverged"] == 2 and data["dropped"] == [] and data["refitted"] == 0
+
+    # every finished step is kept: the same backtest again fits nothing, and one killed after
+    # its first step (its checkpoint then ends in a line cut short) resumes at the second
+    again = runner.invoke(main, args)
+    assert "resuming: 2 of 2 steps were finished" in again.stderr and "step " not in again.stderr
+    assert json.loads(again.stdout) == {**data, "resumed": 2}
+    (checkpoint,) = set((fitted_example / "posteriors").glob("backtest-*.jsonl")) - before
+    first = checkpoint.read_text().strip().splitlines()[0]
+    checkpoint.write_text(f"{first}\n{{\"as_of\": \"2026-10-2")
+    killed = runner.invoke(main, args)
+    assert "resuming: 1 of 2 steps" in killed.stderr and "step 2/2  (did" in killed.stderr
+    resumed = json.loads(killed.stdout)
+    assert resumed["resumed"] == 1 and resumed["questions"] == data["questions"]
+    assert ([r for r in resumed["forecasts"] if r["as_of"] == "2026-07-26"]
+            == [r for r in data["forecasts"] if r["as_of"] == "2026-07-26"])
 
 
 @pytest.mark.slow
@@ -185,7 +202,7 @@ def test_a_backtest_forecast_uses_only_the_events_known_on_its_day(fitted_exampl
             assert bp.steps == [dt.date(2026, 5, 3), dt.date(2026, 5, 10)]
             return evaluate.backtest(con, load_priors(root / "priors"), bp, sampler=sampler,
                                      cache_dir=root / "posteriors",
-                                     allow_unconverged=True)["forecasts"]
+                                     allow_unconverged=True).forecasts
         finally:
             con.close()
 
