@@ -626,7 +626,8 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
         if as_json:
             emit_json(rows)
         else:
-            click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open")
+            _, evidence = resolution.workspace_verdict(ws, q, today=_today())
+            click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open ({evidence})")
         return
     row, warnings = resolution.resolve(ws, question, state, day=day and day.date(), note=note,
                                        today=_today())

@@ -571,8 +571,9 @@ def _fields(layout: _Layout) -> dict[str, str]:
     """SQL for the raw fields of one row, over ``f`` (its fields, 1-based) and ``n`` (their count).
 
     Keys: ``oid``, ``d`` (date text), ``a1``/``a2`` (CAMEO country codes or NULL), ``root``,
-    ``code``, ``gold``, ``ns`` (text), ``loc``, ``url``, and ``pre`` (a format-specific rejection
-    reason, checked after the column count).
+    ``code``, ``gold``, ``ns`` (text), ``loc``, ``url``, ``pre`` (a format-specific rejection
+    reason, checked after the column count) and ``added`` (the day the feed coded the row, as
+    YYYYMMDD, where the feed says).
     """
     col = {name: f"f[{i}]" for name, i in layout.names.items()}
     none = "NULL::VARCHAR"
@@ -591,6 +592,8 @@ def _fields(layout: _Layout) -> dict[str, str]:
             # GDELT 1.0 backfile rows (57 columns, before April 2013) have no SOURCEURL.
             "url": "nullif(f[61], '')" if gdelt2 else "CASE WHEN n = 58 THEN nullif(f[58], '') END",
             "pre": none,
+            # DATEADDED: the day GDELT coded the row, which is what a file covers
+            "added": "left(f[60], 8)" if gdelt2 else "f[57]",
         }
     if layout.fmt == "icews":
         place = ", ".join(f"nullif({col[c]}, '')" for c in ("City", "Province", "Country"))
@@ -606,6 +609,7 @@ def _fields(layout: _Layout) -> dict[str, str]:
             "loc": f"nullif(concat_ws(', ', {place}), '')",
             "url": none,
             "pre": none,
+            "added": none,
         }
     if layout.fmt == "acled":
         kind = f"{col['event_type']} || ': ' || {col['sub_event_type']}"
@@ -625,6 +629,7 @@ def _fields(layout: _Layout) -> dict[str, str]:
             "url": none,
             "pre": f"CASE WHEN {_ACLED_MAP}[{kind}] IS NULL "
             f"THEN 'no CAMEO code for ACLED event type ' || {_quoted_sql(kind)} END",
+            "added": none,
         }
     return {  # native
         "oid": none,
@@ -638,6 +643,7 @@ def _fields(layout: _Layout) -> dict[str, str]:
         "loc": none,
         "url": f"nullif({col['source_url']}, '')",
         "pre": f"CASE WHEN {col['actor1']} = '' THEN 'missing actor1 code' END",
+        "added": none,
     }
 
 
@@ -731,7 +737,10 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
                 CASE WHEN gold <> '' THEN try_cast(gold AS DOUBLE) END AS goldstein
             FROM raw
         )
-        SELECT line, date, a1 AS actor1, a2 AS actor2, code AS event_code, goldstein,
+        SELECT line, date,
+            coalesce(CASE WHEN regexp_full_match(added, '[0-9]{{8}}')
+                THEN try_strptime(added, '%Y%m%d')::DATE END, date) AS covers,
+            a1 AS actor1, a2 AS actor2, code AS event_code, goldstein,
             num_sources, url AS source_url, loc AS location,
             CASE root WHEN '1' THEN TRUE WHEN '0' THEN FALSE END AS is_root, oid AS original_id,
             CASE
@@ -860,6 +869,8 @@ def _merge(
             fmt=layout.fmt,
             region=",".join(region) or None,
             counts=result.as_dict(),
+            span=con.execute("SELECT min(covers), max(covers) FROM _staged "
+                             "WHERE reason IS NULL").fetchone() or (None, None),
         )
     return result
 

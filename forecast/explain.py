@@ -33,11 +33,11 @@ from typing import Any
 
 import xarray as xr
 
-from forecast import history, posterior
+from forecast import history, posterior, resolution
 from forecast.errors import ForecastError
 from forecast.events import list_events
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
-from forecast.forecasts import forecast_questions
+from forecast.forecasts import Verdict, forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import PRIOR_SAMPLER, claims_only_forecasts
@@ -61,7 +61,7 @@ def _compiled(priors: Priors, series: xr.Dataset) -> tuple[Any, list[str]]:
 
 
 def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
-                   resolved: dict[str, tuple[str, dt.date]], sampler: SamplerConfig,
+                   resolved: dict[str, Verdict], sampler: SamplerConfig,
                    compiled: tuple[Any, list[str]] | None = None) -> dict[str, float]:
     model, names = compiled or _compiled(priors, series)
     # as the update samples (a fit failing the gate is refitted), so that the last refit is B
@@ -129,9 +129,8 @@ def explain(ws: Workspace, question: str | None = None) -> Explanation:
             before[k] == after[k] for k in ("priors_hash", "seed", "draws", "tune", "chains"))
         if not same_settings:
             series_a = trees[0]["constant_data"].to_dataset()
-            resolved_a = {q: (r["status"], as_of_a) for q, r in rows_before.items()
-                          if r["status"] in ("yes", "annulled")
-                          or (r["status"] == "no" and r["deadline"] > as_of_a)}
+            with ws.store(read_only=True) as con:
+                resolved_a = resolution.verdicts(con, priors, until=as_of_a)
             steps.append(("changed priors (and sampler settings)",
                           _probabilities(priors, series_a, as_of_a, resolved_a, sampler)))
         with ws.store(read_only=True) as con:

@@ -3,9 +3,12 @@
 For a question on scenario s (or a union U of scenarios) opened on day o with deadline D, at
 as-of A:
 
-- YES already if a qualifying event happened in [o, A], NO if D <= A without one, unless the
-  question was resolved by hand (`forecast.resolution`): YES, NO, or annulled (then forecast as
-  if open, and marked).
+- The question's `Verdict` as of A (`forecast.resolution`, one function for every command):
+  YES or NO (then P = 1 or 0), annulled (forecast as if open, and marked), or "awaiting data":
+  the deadline has passed without a qualifying event, but the data miss some days of the window;
+  then P is the chance that an event happened on those days, taken as the model's forward
+  hazard over as many days from A (an approximation: the rate of those past days is the one
+  projected from A).
 - Otherwise, per posterior draw (notation of `forecast.model`): whether Moscow retaliates and
   whether each channel is on, given every stored event (the fitted weeks and the history before
   them). A channel with an event is on, and then so is R. Otherwise, with H_s the draw's
@@ -36,8 +39,9 @@ claims instead (`forecast.update`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -54,6 +58,17 @@ from forecast.model import (
 INTERVAL = (0.05, 0.95)
 #: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, section 3.2)
 PARETO_K_MAX = 0.7
+
+
+class Verdict(NamedTuple):
+    """A question's state on a day (`forecast.resolution`): "open", "yes" (`day`: the first
+    qualifying event's), "no" (`day`: the deadline), "annulled", or "awaiting data": the deadline
+    has passed without a qualifying event, but the data miss `missing_days` days of the
+    question's window, so it cannot resolve NO yet."""
+
+    state: str
+    day: dt.date | None = None
+    missing_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ def claims_log_weights(posterior: xr.Dataset, series: xr.Dataset,
 
 def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
                        questions: Sequence[QuestionSpec], as_of: dt.date,
-                       resolved: dict[str, tuple[str, dt.date]], *, seed: int,
+                       resolved: Mapping[str, Verdict], *, seed: int,
                        claims: Sequence[ClaimTerm] = ()) -> xr.Dataset:
     """Forecasts of `questions` as an ``xarray.Dataset`` over the ``question`` dimension.
 
@@ -121,8 +136,8 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     series
         The weekly series the posterior was fitted to.
     resolved
-        Question id -> (state, day) of the questions resolved by `as_of`: "yes" (the first
-        qualifying event, or by hand), "no" or "annulled" (by hand).
+        Question id -> `Verdict` as of `as_of` of every question that is not open; a question
+        whose deadline has passed must have one.
     seed
         Seeds the forward simulation of escalation.
     claims
@@ -134,8 +149,18 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     "no", "annulled") and ``draws`` (question, sample): the per-draw probabilities; with
     `claims`, ``without_claims`` (question) and the reweighting's ``claims_pareto_k`` in attrs.
     """
+    windows = {}  # question -> (first day, last day) still to forecast
+    for q in questions:
+        v = resolved.get(q.id)
+        if v is not None and v.state == "awaiting data":
+            windows[q.id] = (as_of, as_of + dt.timedelta(days=v.missing_days))
+        elif v is None or v.state == "annulled":
+            if q.deadline <= as_of and v is None:
+                raise ValueError(f"question {q.id}: its deadline has passed, so its verdict "
+                                 "(forecast.resolution) is needed")
+            windows[q.id] = (max(q.opened - dt.timedelta(days=1), as_of), q.deadline)
     scenarios = list(series.scenario.values)
-    last = max((q.deadline for q in questions), default=as_of)
+    last = max((end for _, end in windows.values()), default=as_of)
     p_retaliation, p_on, rate = _forward(posterior, series, as_of, last, seed)
     counter = counter_scenarios(series)
     n_samples = p_on.shape[0]
@@ -143,19 +168,18 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
 
     probs, status = [], []
     for q in questions:
-        state = resolved[q.id][0] if q.id in resolved else None
-        if state == "yes" or state == "no" or (state is None and q.deadline <= as_of):
+        state = resolved[q.id].state if q.id in resolved else "open"
+        if q.id not in windows:  # yes or no
             probs.append(np.full(n_samples, 1.0 if state == "yes" else 0.0))
-            status.append(state or "no")
+            status.append(state)
             continue
-        window_start = max(q.opened - dt.timedelta(days=1), as_of)
-        overlap = np.array([_overlap_days(s, window_start, q.deadline) / 7 for s in starts])
+        overlap = np.array([_overlap_days(s, *windows[q.id]) / 7 for s in starts])
         members = [scenarios.index(m) for m in q.members]
         hazard = (rate[:, members, :] * overlap).sum(axis=2)  # (sample, member)
         with np.errstate(divide="ignore"):  # log 0 = -inf: a member that surely fires
             none = np.log1p(p_on[:, members] * np.expm1(-hazard))  # (sample, member)
         probs.append(union_probability(p_retaliation, none, counter[members]))
-        status.append(state or "open")
+        status.append(state)
     draws = np.stack(probs) if probs else np.zeros((0, n_samples))
     low, high = np.quantile(draws, INTERVAL, axis=1) if probs else (draws[:, 0], draws[:, 0])
     result = xr.Dataset(

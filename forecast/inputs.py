@@ -17,7 +17,7 @@ import duckdb
 if TYPE_CHECKING:
     import xarray as xr
 
-    from forecast.forecasts import QuestionSpec
+    from forecast.forecasts import QuestionSpec, Verdict
     from forecast.model import ClaimTerm
     from forecast.priors import Priors
 
@@ -41,25 +41,14 @@ def questions(priors: Priors) -> list[QuestionSpec]:
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, priors: Priors, as_of: dt.date, weeks: int, *,
-                known_until: dt.date | None = None
-                ) -> tuple[xr.Dataset, dict[str, tuple[str, dt.date]]]:
+                known_until: dt.date | None = None) -> tuple[xr.Dataset, dict[str, Verdict]]:
     """The weekly series of the `weeks` weeks up to `as_of` (the AR(1)'s cost grows with the
-    square of it) and the questions resolved by then: question id -> (state, day), YES on the
-    first qualifying event, or as resolved by hand on or before `as_of` (see
-    `forecast.resolution`); `known_until` leaves out events after it (see `weekly_series`)."""
+    square of it) and the `Verdict` of every question that is not open by then
+    (`forecast.resolution.verdicts`); `known_until` leaves out events after it (see
+    `weekly_series`)."""
     from forecast import resolution
-    from forecast.series import first_qualifying, weekly_series
+    from forecast.series import weekly_series
 
     series = weekly_series(con, priors.scenarios, as_of=as_of, known_until=known_until,
                            start=as_of - dt.timedelta(weeks=weeks))
-    until = min(as_of, known_until or as_of)
-    resolved = {}
-    for q in questions(priors):
-        day = first_qualifying(con, priors.scenarios[q.scenario], priors.scenarios,
-                               since=q.opened, until=min(until, q.deadline))
-        if day is not None:
-            resolved[q.id] = ("yes", day)
-    for ident, row in resolution.current(con).items():
-        if row["method"] == "manual" and row["resolved_on"] <= until:
-            resolved[ident] = (row["state"], row["resolved_on"])
-    return series, resolved
+    return series, resolution.verdicts(con, priors, until=as_of, known_until=known_until)

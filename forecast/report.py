@@ -221,7 +221,18 @@ def _headline(doc: _Doc, rows: list[dict], previous: dict[str, dict],
              "document's claims (the posterior reweighted by Pareto-smoothed importance "
              "sampling, or refitted when that is unreliable): how much of each number rests "
              "on the document.")
-    resolved = [r for r in rows if r["status"] != "open"]
+    awaiting = [r for r in rows if r["status"] == "awaiting data"]
+    if awaiting:
+        doc.heading(3, f"Deadline passed, awaiting data ({len(awaiting)})")
+        doc.para("No qualifying event is stored, but the data miss days of the question's "
+                 "window, so it stays open until they are imported (`forecast resolve QUESTION` "
+                 "names them); P(yes) is the model's chance that an event happened on those "
+                 "days.")
+        doc.table(["question", "P(yes)", "deadline"],
+                  [[r["question"], percent(r["probability"]), str(r["deadline"])]
+                   for r in sorted(awaiting, key=lambda r: (r["deadline"], r["question"]))],
+                  numeric=frozenset({1}))
+    resolved = [r for r in rows if r["status"] not in ("open", "awaiting data")]
     if resolved:
         doc.heading(3, f"Resolved questions ({len(resolved)})")
         doc.table(["question", "resolution", "deadline"],

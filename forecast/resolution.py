@@ -3,9 +3,13 @@
 - **By events**: a question resolves YES on the day of its first event that meets the scenario's
   rule (with the rule's source threshold; a union's: any member's) between its opening and its
   deadline.
-- **By the deadline**: NO once the deadline has passed without such an event, and only once the
-  data are known to cover the deadline: the store holds an event dated on or after it. (A feed
-  that stopped early leaves the question open rather than resolving it NO on missing data.)
+- **By the deadline**: NO once the deadline has passed without such an event, and only if the
+  data cover the question's whole window (`Coverage`): every day of it lies within the span of
+  some import (its rows' first to last day; for GDELT, the days it coded them, DATEADDED), and
+  no stretch of `GAP_DAYS` days or more in it has no stored event at all. Otherwise the question
+  is "awaiting data": open, however long ago its deadline passed, until the missing days are
+  imported. (A feed that stopped early, or a few hand-coded events long after the deadline,
+  must not resolve a question NO on data nobody has.)
 - **By hand** (`forecast resolve`): yes, no or annulled, with a date. A resolution by hand
   overrides the events (a false positive in the coding, say); the events' verdict is still
   recorded beside it.
@@ -16,19 +20,24 @@ history shows who resolved what, when and on which evidence.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import getpass
+import itertools
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 
 from forecast import history
 from forecast.errors import QuestionError
+from forecast.forecasts import Verdict
 from forecast.priors import Priors, load_priors
 from forecast.scenarios import Question
 from forecast.schema import did_you_mean
 from forecast.series import first_qualifying
-from forecast.store import transaction
+from forecast.store import has_column, transaction
 from forecast.workspace import Workspace
 
 State = Literal["open", "yes", "no", "annulled"]
@@ -68,41 +77,116 @@ def current(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return _latest(con, manual=False) | _latest(con, manual=True)
 
 
-def data_end(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The day of the latest stored event: how far the data are known to reach."""
-    row = con.execute("SELECT max(date) FROM events").fetchone()
-    return row[0] if row else None
+#: Days without any stored event that make a gap in the data (the model's weeks: `forecast.model`).
+GAP_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the stored data cover: the days each import spans and the days with an event."""
+
+    spans: list[tuple[dt.date, dt.date]]  # (first, last) day of each import
+    days: list[dt.date]  # every day with a stored event, sorted
+
+    def missing(self, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+        """The stretches (first, last day) of [start, end] the data do not cover: outside every
+        import's span, or in a run of `GAP_DAYS` or more days without an event (a run that
+        reaches past the data counts as endless)."""
+        covered = np.zeros((end - start).days + 1, dtype=bool)
+        for first, last in self.spans:
+            lo, hi = (max(first, start) - start).days, (min(last, end) - start).days
+            if hi >= lo:
+                covered[lo:hi + 1] = True
+        i, j = bisect.bisect_left(self.days, start), bisect.bisect_right(self.days, end)
+        far = dt.timedelta(days=GAP_DAYS + 1)
+        points = [self.days[i - 1] if i else start - far, *self.days[i:j],
+                  self.days[j] if j < len(self.days) else end + far]
+        for a, b in itertools.pairwise(points):
+            if (b - a).days - 1 >= GAP_DAYS:
+                covered[max((a - start).days + 1, 0):max((b - start).days, 0)] = False
+        gaps = np.flatnonzero(~covered)
+        runs = np.split(gaps, np.flatnonzero(np.diff(gaps) > 1) + 1) if gaps.size else []
+        return [(start + dt.timedelta(days=int(r[0])), start + dt.timedelta(days=int(r[-1])))
+                for r in runs]
+
+
+def coverage(con: duckdb.DuckDBPyConnection, *, until: dt.date | None = None) -> Coverage:
+    """The store's `Coverage` with the data known until `until` (None: all)."""
+    last = until or dt.date.max
+    spans = (con.execute("SELECT first_day, least(last_day, ?) FROM imports "
+                         "WHERE first_day <= ?", [last, last]).fetchall()
+             if has_column(con, "imports", "first_day") else  # a store not opened for writing
+             con.execute("SELECT min(date), least(max(date), ?) FROM events GROUP BY file "
+                         "HAVING min(date) <= ?", [last, last]).fetchall())
+    days = [d for (d,) in con.execute("SELECT DISTINCT date FROM events WHERE date <= ? "
+                                      "ORDER BY date", [last]).fetchall()]
+    return Coverage(spans, days)
 
 
 def by_events(con: duckdb.DuckDBPyConnection, priors: Priors, question: Question, *,
-              until: dt.date | None) -> tuple[State, dt.date | None, str]:
-    """What the events say of `question` with the data up to `until`: state, day, evidence."""
-    if until is None:
-        return "open", None, "no events stored"
+              until: dt.date, known: Coverage, events_until: dt.date | None = None
+              ) -> tuple[Verdict, str]:
+    """What the data up to `until` say of `question` (its `Verdict` then, and the evidence);
+    `known` is `coverage` up to `until`. `events_until` leaves out qualifying events after it
+    (the quiet weeks of `forecast.explain`)."""
+    if not known.days:
+        return Verdict("open"), "no events stored"
     scenario = priors.scenarios[question.scenario]
     day = first_qualifying(con, scenario, priors.scenarios, since=question.opened,
-                           until=min(until, question.deadline))
+                           until=min(until, events_until or until, question.deadline))
     if day is not None:
-        return "yes", day, f"first event meeting the {scenario.id} rule on {day}"
-    if question.deadline <= until:
-        return "no", question.deadline, f"no qualifying event by the deadline; data reach {until}"
-    return "open", None, f"no qualifying event yet; data reach {until}"
+        return Verdict("yes", day), f"first event meeting the {scenario.id} rule on {day}"
+    if question.deadline > until:
+        return Verdict("open"), f"no qualifying event yet; data reach {known.days[-1]}"
+    gaps = known.missing(question.opened, question.deadline)
+    window = f"{question.opened} to {question.deadline}"
+    if not gaps:
+        return (Verdict("no", question.deadline),
+                f"no qualifying event by the deadline; the data cover {window} without a gap")
+    days = sum((b - a).days + 1 for a, b in gaps)
+    first = gaps[0][0] if gaps[0][0] == gaps[0][1] else f"{gaps[0][0]} to {gaps[0][1]}"
+    return (Verdict("awaiting data", None, days),
+            f"the deadline has passed without a qualifying event, but the data miss {days} "
+            f"day(s) of {window} (first {first}): open until they are imported")
 
 
-def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str) -> list[dict[str, Any]]:
-    """Record the events' verdict on every question whose automatic state changed; returns the
-    new rows. Call inside a transaction, holding the workspace lock."""
-    end = data_end(con)
+def verdicts(con: duckdb.DuckDBPyConnection, priors: Priors, *, until: dt.date,
+             known_until: dt.date | None = None) -> dict[str, Verdict]:
+    """Every question's `Verdict` as of `until` that is not open, from the data up to then
+    (without the qualifying events after `known_until`, as in `forecast.series.weekly_series`)
+    and the resolutions by hand made on or before `until`: the one source of a question's state
+    for fits, forecasts and every command."""
+    cover = coverage(con, until=until)
+    out = {}
+    for q in all_questions(priors).values():
+        verdict, _ = by_events(con, priors, q, until=until, known=cover,
+                               events_until=known_until)
+        if verdict.state != "open":
+            out[q.id] = verdict
+    for ident, row in current(con).items():
+        if row["method"] == "manual" and row["resolved_on"] <= until:
+            out[ident] = Verdict(row["state"], row["resolved_on"])
+    return out
+
+
+def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str,
+         today: dt.date | None = None) -> list[dict[str, Any]]:
+    """Record the events' verdict as of `today` on every question whose automatic state changed
+    ("awaiting data" is open); returns the new rows. Call inside a transaction, holding the
+    workspace lock."""
+    today = today or dt.date.today()
+    known = coverage(con, until=today)
     latest_auto = _latest(con, manual=False)
     new = []
     for q in all_questions(priors).values():
-        state, day, evidence = by_events(con, priors, q, until=end)
+        verdict, evidence = by_events(con, priors, q, until=today, known=known)
+        state = "open" if verdict.state == "awaiting data" else verdict.state
         before = latest_auto.get(q.id)
-        unchanged = (before["state"], before["resolved_on"]) == (state, day) if before else (
-            state == "open")
+        unchanged = (before["state"], before["resolved_on"]) == (state, verdict.day) if before \
+            else state == "open"
         if not unchanged:
-            new.append(_record(con, q.id, state, day, "events" if state != "no" else "deadline",
-                               evidence, by))
+            new.append(_record(con, q.id, state, verdict.day,
+                               "events" if state != "no" else "deadline", evidence, by))
     return new
 
 
@@ -131,9 +215,11 @@ def resolve_by_hand(con: duckdb.DuckDBPyConnection, priors: Priors, question: st
     if state == "no" and day < q.deadline:
         raise QuestionError(f"--date {day} is before the deadline of {question} "
                               f"({q.deadline}): a question resolves NO only at its deadline")
-    events_state, _, evidence = by_events(con, priors, q, until=data_end(con))
+    verdict, evidence = by_events(con, priors, q, until=today,
+                                  known=coverage(con, until=today))
+    events_state = verdict.state
     warnings = []
-    if events_state != "open" and events_state != state:
+    if events_state in ("yes", "no") and events_state != state:
         warnings.append(f"the events say {events_state} ({evidence}); your resolution "
                         f"'{state}' overrides them")
     text = f"by hand{': ' + note if note else ''} (events: {evidence})"
@@ -163,6 +249,16 @@ def sync_workspace(ws: Workspace, con: duckdb.DuckDBPyConnection, *, by: str
     history.ensure_schema(con)
     with transaction(con):
         return sync(con, load_priors(ws.priors_dir), by=by)
+
+
+def workspace_verdict(ws: Workspace, question: Question, *, today: dt.date
+                      ) -> tuple[Verdict, str]:
+    """`by_events` of one question in the workspace's store, as of `today`."""
+    if not ws.store_path.exists():
+        return Verdict("open"), "no events stored"
+    with ws.store(read_only=True) as con:
+        return by_events(con, load_priors(ws.priors_dir), question, until=today,
+                         known=coverage(con, until=today))
 
 
 def workspace_trail(ws: Workspace, question: str) -> list[dict[str, Any]]:

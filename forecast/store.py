@@ -15,7 +15,9 @@ Tables
     ``sha256`` is the SHA-256 of the file's (decompressed) content. Importing the same content again
     finds its rows here and counts them as duplicates without touching ``events``.
 ``imports``
-    One row per import: file, content hash, format, region and the counts reported.
+    One row per import: file, content hash, format, region, the counts reported, and the days
+    its valid rows span (``first_day``, ``last_day``: the day GDELT coded a row, DATEADDED, else
+    the event's day), which `forecast.resolution` reads as what the data cover.
 
 Every change of an import happens in one transaction (:func:`transaction`), so a failed import
 leaves the store as it was.
@@ -27,6 +29,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -96,8 +99,20 @@ CREATE TABLE IF NOT EXISTS imports (
     imported BIGINT NOT NULL,
     duplicate BIGINT NOT NULL,
     outside_region BIGINT NOT NULL,
-    rejected BIGINT NOT NULL
+    rejected BIGINT NOT NULL,
+    first_day DATE,
+    last_day DATE
 );
+"""
+
+#: Stores made before imports recorded the days they span get them from the events each file
+#: stored (once: the columns are then there).
+_SPANS = """
+ALTER TABLE imports ADD COLUMN first_day DATE;
+ALTER TABLE imports ADD COLUMN last_day DATE;
+UPDATE imports SET first_day = span.first_day, last_day = span.last_day
+FROM (SELECT file, min(date) AS first_day, max(date) AS last_day FROM events GROUP BY file) span
+WHERE imports.file = span.file;
 """
 
 
@@ -134,6 +149,8 @@ def open_store(path: Path, *, read_only: bool = False,
         if not read_only:
             with transaction(con):
                 con.execute(_SCHEMA)
+                if not has_column(con, "imports", "first_day"):
+                    con.execute(_SPANS)
                 con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [str(SCHEMA_VERSION)],
@@ -332,6 +349,12 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
     return imported, total - imported
 
 
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    (n,) = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+                       "AND column_name = ?", [table, column]).fetchone() or (0,)
+    return n > 0
+
+
 def log_import(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -340,12 +363,14 @@ def log_import(
     fmt: str,
     region: str | None,
     counts: dict[str, int],
+    span: tuple[date | None, date | None],
 ) -> None:
-    """Record one import and its counts (``read``, ``imported``, ...) in ``imports``."""
+    """Record one import, its counts (``read``, ``imported``, ...) and the days its rows span
+    (first, last) in ``imports``."""
     con.execute(
         """INSERT INTO imports (file, sha256, format, region, read, imported, duplicate,
-                                outside_region, rejected)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                outside_region, rejected, first_day, last_day)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             file,
             sha256,
@@ -356,6 +381,7 @@ def log_import(
             counts["duplicate"],
             counts["outside_region"],
             counts["rejected"],
+            *span,
         ],
     )
 

@@ -119,7 +119,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
                     con.execute("UPDATE runs SET inputs_hash = ? WHERE run_id = ?",
                                 [fingerprint, run_id])
                     history.make_current(con, run_id, what_if=what_if)
-                    resolution.sync(con, priors, by="forecast update")
+                    resolution.sync(con, priors, by="forecast update", today=today)
                 return UpdateResult(history.find_run(con, run_id) or {},
                                     history.question_rows(con, run_id=run_id), True)
 
@@ -165,7 +165,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
         with ws.store() as con:
             with transaction(con):
                 history.record_run(con, run, rows)
-                resolution.sync(con, priors, by="forecast update")
+                resolution.sync(con, priors, by="forecast update", today=today)
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
 
 

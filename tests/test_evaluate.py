@@ -34,9 +34,10 @@ def _record(con, as_of, probabilities):
 @pytest.fixture
 def scored(workspace, tmp_path):
     path = tmp_path / "e.csv"
+    volume = "".join(f"{dt.date(2025, 12, 20) + dt.timedelta(days=3 * i)},AZE,TUR,042,1,v{i},"
+                     "volume only: the data cover the questions' window\n" for i in range(65))
     path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n"
-                    "2026-03-04,RUS,AZE,163,2,u1,hybrid rule: YES on March 4\n"
-                    "2026-07-01,AZE,TUR,042,1,u2,volume only: the data cover June 30\n")
+                    "2026-03-04,RUS,AZE,163,2,u1,hybrid rule: YES on March 4\n" + volume)
     priors = load_priors(workspace.priors_dir)
     with workspace.store() as con:
         import_events(con, path, fmt="native")

@@ -12,7 +12,7 @@ from scipy import stats
 from scipy.special import expit, gammaln
 
 from forecast.fit import SamplerConfig, compile_model, gated, sample, sample_gated
-from forecast.forecasts import QuestionSpec, forecast_questions
+from forecast.forecasts import QuestionSpec, Verdict, forecast_questions
 from forecast.model import (
     ClaimTerm,
     ModelConfig,
@@ -193,13 +193,32 @@ def test_forecast_status_yes_no_and_a_union():
     qs = [_question("a"), _question("any", members=("a", "b")),
           QuestionSpec("old", "a", ("a",), dt.date(2025, 1, 1), dt.date(2025, 6, 1)),
           QuestionSpec("hit", "a", ("a",), dt.date(2025, 12, 1), dt.date(2026, 6, 1))]
-    f = forecast_questions(post, series, qs, AS_OF, {"hit": ("yes", dt.date(2025, 12, 20))}, seed=0)
+    f = forecast_questions(post, series, qs, AS_OF, {"hit": Verdict("yes", dt.date(2025, 12, 20)),
+                                                     "old": Verdict("no", dt.date(2025, 6, 1))},
+                           seed=0)
     p_a = 1 - np.exp(-26 * 0.1)
     on_b = 0.5 * np.exp(-3 * 0.2) / (0.5 + 0.5 * np.exp(-3 * 0.2))
     p_b = on_b * (1 - np.exp(-26 * 0.2))
     np.testing.assert_allclose(f.probability.values[:2], [p_a, 1 - (1 - p_a) * (1 - p_b)])
     assert list(f.status.values) == ["open", "open", "no", "yes"]
     assert list(f.probability.values[2:]) == [0.0, 1.0]
+
+
+def test_a_question_awaiting_data_gets_the_chance_of_an_event_on_its_missing_days():
+    """Deadline passed, no qualifying event, 14 days of the window without data: P is the
+    model's for 14 days; with no verdict at all a passed deadline is a caller's error."""
+    series = _series({"a": [0, 0, 0]})
+    post = _posterior(beta=np.log([[0.1]]), channel=np.array([[0.5]]),
+                      retaliation=np.array([0.3]))
+    old = QuestionSpec("old", "a", ("a",), dt.date(2025, 1, 1), dt.date(2025, 6, 1))
+    f = forecast_questions(post, series, [old], AS_OF,
+                           {"old": Verdict("awaiting data", None, 14)}, seed=0)
+    fresh = forecast_questions(post, series, [_question("a", weeks_ahead=2)], AS_OF, {}, seed=0)
+    assert f.status.item() == "awaiting data"
+    np.testing.assert_allclose(f.probability.values, fresh.probability.values)
+    assert 0 < f.probability.item() < 0.2
+    with pytest.raises(ValueError, match="old: its deadline has passed"):
+        forecast_questions(post, series, [old], AS_OF, {}, seed=0)
 
 
 def test_a_quiet_union_is_dependent_through_retaliation():

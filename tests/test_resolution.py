@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -9,9 +10,10 @@ from cli import main
 from forecast import resolution
 from forecast.errors import QuestionError
 from forecast.events import import_events
+from forecast.forecasts import Verdict
 from forecast.inputs import read_inputs
 from forecast.priors import load_priors
-from forecast.store import transaction
+from forecast.store import open_store, transaction
 
 HYBRID_MID = "hybrid-retaliation-by-2026-06-30"
 HYBRID_END = "hybrid-retaliation-by-2026-12-31"
@@ -47,15 +49,62 @@ def test_an_event_meeting_the_rule_resolves_yes_on_its_day_and_its_unions_too(wo
     assert _import(workspace, tmp_path, "2026-03-04,RUS,AZE,163,2,u1,sanctions\n", "b.csv") == []
 
 
+def _volume(first: dt.date, last: dt.date, every: int = 3, start: int = 0) -> str:
+    """Rows of background events every `every` days from `first` to `last`."""
+    days = [first + dt.timedelta(days=i) for i in range(0, (last - first).days + 1, every)]
+    return "".join(f"{d},AZE,TUR,042,1,v{start + i},volume only\n"
+                   for i, d in enumerate([*days, last]))
+
+
 def test_no_only_once_the_data_cover_the_deadline(workspace, tmp_path):
-    _import(workspace, tmp_path, "2026-06-29,AZE,TUR,042,1,u1,volume only\n")
+    _import(workspace, tmp_path, _volume(dt.date(2025, 12, 20), dt.date(2026, 6, 29)))
     assert PROXY_MID not in _states(workspace)  # the data stop a day before the deadline
     new = _import(workspace, tmp_path, "2026-06-30,AZE,TUR,042,1,u2,volume only\n", "b.csv")
     assert _states(workspace)[PROXY_MID] == ("no", dt.date(2026, 6, 30), "deadline")
-    assert any(r["question"] == PROXY_MID and "data reach 2026-06-30" in r["evidence"]
-               for r in new)
+    assert any(r["question"] == PROXY_MID and "the data cover 2026-01-01 to 2026-06-30 without "
+               "a gap" in r["evidence"] for r in new)
     # an event after the deadline does not resolve the question
     _import(workspace, tmp_path, "2026-07-02,IRN,AZE,190,5,u3,after the deadline\n", "c.csv")
+    assert _states(workspace)[PROXY_MID][0] == "no"
+
+
+def test_events_long_after_a_deadline_do_not_resolve_it_no(workspace, tmp_path):
+    """Four hand-coded events of November 2026 used to close every 2026-06-30 question NO,
+    across 18 months without any data: every command now says open, awaiting data."""
+    _import(workspace, tmp_path, "".join(f"2026-11-{d:02},AZE,TUR,042,1,u{d},hand-coded\n"
+                                         for d in (3, 9, 17, 25)))
+    assert PROXY_MID not in _states(workspace)
+    priors = load_priors(workspace.priors_dir)
+    with workspace.store() as con:
+        _, resolved = read_inputs(con, priors, dt.date(2026, 11, 29), 52)
+        verdict, evidence = resolution.by_events(
+            con, priors, resolution.find_question(priors, PROXY_MID), until=dt.date(2026, 11, 29),
+            known=resolution.coverage(con))
+    assert resolved[PROXY_MID] == verdict == ("awaiting data", None, 181)
+    assert evidence == ("the deadline has passed without a qualifying event, but the data miss "
+                        "181 day(s) of 2026-01-01 to 2026-06-30 (first 2026-01-01 to 2026-06-30): "
+                        "open until they are imported")
+
+
+def test_resolve_names_the_days_a_question_awaits(runner, workspace, tmp_path):
+    _import(workspace, tmp_path, "2026-11-03,AZE,TUR,042,1,u1,hand-coded\n")
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "resolve", PROXY_MID])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"{PROXY_MID}: open (the deadline has passed without a qualifying "
+                             "event, but the data miss 181 day(s) of 2026-01-01 to 2026-06-30 "
+                             "(first 2026-01-01 to 2026-06-30): open until they are imported)\n")
+
+
+def test_a_stretch_without_any_event_inside_the_window_keeps_it_open(workspace, tmp_path):
+    """One file spanning the window is not enough: 10 days in it without any event are a gap
+    in the data (a feed that was down), until a file fills them."""
+    _import(workspace, tmp_path, _volume(dt.date(2025, 12, 20), dt.date(2026, 3, 1))
+            + _volume(dt.date(2026, 3, 12), dt.date(2026, 7, 10), start=100))
+    assert PROXY_MID not in _states(workspace)
+    with workspace.store() as con:
+        gaps = resolution.coverage(con).missing(dt.date(2026, 1, 1), dt.date(2026, 6, 30))
+    assert gaps == [(dt.date(2026, 3, 2), dt.date(2026, 3, 11))]
+    _import(workspace, tmp_path, "2026-03-06,AZE,TUR,042,1,w1,volume only\n", "b.csv")
     assert _states(workspace)[PROXY_MID][0] == "no"
 
 
@@ -74,8 +123,8 @@ def test_a_resolution_by_hand_overrides_the_events_and_both_stay_in_the_trail(wo
     assert [r["method"] for r in trail] == ["events", "manual"]
     assert "miscoded event" in trail[1]["evidence"] and trail[1]["resolved_by"]
     assert _states(workspace)[HYBRID_MID] == ("annulled", dt.date(2026, 6, 30), "manual")
-    assert resolved[HYBRID_MID] == ("annulled", dt.date(2026, 6, 30))
-    assert resolved[HYBRID_END] == ("yes", dt.date(2026, 3, 4))
+    assert resolved[HYBRID_MID] == Verdict("annulled", dt.date(2026, 6, 30))
+    assert resolved[HYBRID_END] == Verdict("yes", dt.date(2026, 3, 4))
 
 
 @pytest.mark.parametrize(("question", "state", "day", "message"), [
@@ -126,3 +175,44 @@ def test_importing_events_resolves_the_questions_they_settle(runner, workspace, 
     trail = json.loads(runner.invoke(main, [*ws, "resolve", HYBRID_MID, "--json"]).stdout)
     assert [(r["state"], r["method"], r["resolved_by"]) for r in trail] == [
         ("yes", "events", "forecast events import")]
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_an_import_spans_the_days_its_rows_were_coded(tmp_path):
+    """A GDELT 2.0 export of 2019-10-24 14:30 holds events dated back to 2018: it covers the day
+    GDELT coded them (DATEADDED), not a year. The GDELT 1.0 sample mixes two daily files of 2013
+    and 2016: its span runs between them, and the years without an event stay uncovered."""
+    con = open_store(tmp_path / "store.duckdb")
+    try:
+        import_events(con, DATA / "gdelt2-20191024143000.export.tsv", region=None)
+        import_events(con, DATA / "gdelt1-sample.tsv", region=None)
+        spans = con.execute("SELECT format, first_day, last_day FROM imports ORDER BY 1")
+        assert spans.fetchall() == [("gdelt1", dt.date(2013, 2, 3), dt.date(2016, 7, 28)),
+                                    ("gdelt2", dt.date(2019, 10, 24), dt.date(2019, 10, 24))]
+        assert con.execute("SELECT min(date) FROM events WHERE source_format = 'gdelt2'"
+                           ).fetchone()[0] < dt.date(2019, 1, 1)
+        cover = resolution.coverage(con)
+        assert cover.missing(dt.date(2014, 1, 1), dt.date(2014, 1, 31)) == [
+            (dt.date(2014, 1, 1), dt.date(2014, 1, 31))]
+    finally:
+        con.close()
+
+
+def test_a_store_from_before_import_spans_gets_them_from_its_events(tmp_path):
+    path = tmp_path / "store.duckdb"
+    con = open_store(path)
+    (tmp_path / "e.csv").write_text(HEADER + "2026-03-04,RUS,AZE,163,2,u1,x\n"
+                                    "2026-03-09,AZE,TUR,042,1,u2,y\n")
+    import_events(con, tmp_path / "e.csv", fmt="native")
+    con.execute("ALTER TABLE imports DROP COLUMN first_day; "
+                "ALTER TABLE imports DROP COLUMN last_day")
+    con.close()
+    read_only = open_store(path, read_only=True)  # not migrated: spans from the events
+    assert resolution.coverage(read_only).spans == [(dt.date(2026, 3, 4), dt.date(2026, 3, 9))]
+    read_only.close()
+    con = open_store(path)
+    assert con.execute("SELECT first_day, last_day FROM imports").fetchall() == [
+        (dt.date(2026, 3, 4), dt.date(2026, 3, 9))]
+    con.close()
