@@ -18,15 +18,16 @@ $(BIN)/forecast: pyproject.toml
 install: $(BIN)/forecast
 
 # The main job on the bundled example: a fresh example workspace, its priors checked against the
-# model's prior, fits to the events up to 2026-05-31 (before the deadline of the questions "by
-# 2026-06-30", so that they can be scored) and up to the example's as-of date, the forecasts,
-# their scores, a tournament file, and the report kept in reports/example/.
+# model's prior, a fit every two months since the questions opened (one before the deadline of
+# the questions "by 2026-06-30", so that they can be scored) up to the example's as-of date, the
+# forecasts, their scores, a tournament file, and the report kept in reports/example/.
+EXAMPLE_UPDATES := 2026-01-31 2026-03-31 2026-05-31 2026-07-31 2026-09-30 2026-11-22
 example: install
 	rm -rf $(EXAMPLE)
 	$(BIN)/forecast --workspace $(EXAMPLE) init --example
 	$(BIN)/forecast --workspace $(EXAMPLE) priors check --plot $(EXAMPLE)/priors-check.png
-	$(BIN)/forecast --workspace $(EXAMPLE) update --as-of 2026-05-31
-	$(BIN)/forecast --workspace $(EXAMPLE) update --as-of 2026-11-22
+	for day in $(EXAMPLE_UPDATES); do echo "update --as-of $$day"; \
+		$(BIN)/forecast --workspace $(EXAMPLE) update --as-of $$day >/dev/null || exit 1; done
 	$(BIN)/forecast --workspace $(EXAMPLE) show
 	$(BIN)/forecast --workspace $(EXAMPLE) score
 	$(BIN)/forecast --workspace $(EXAMPLE) submit --platform metaculus --out $(EXAMPLE)/metaculus.json

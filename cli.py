@@ -889,5 +889,25 @@ def doctor(ctx: click.Context, repair: bool, as_json: bool) -> None:
                                    "repairs them")
 
 
+def _workspace_after(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.obj["workspace"] = value
+
+
+def _accept_workspace_after(group: click.Group) -> None:
+    """`forecast show --workspace DIR` as well as `forecast --workspace DIR show`: every command
+    takes the option too (given after the command, it wins)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_workspace_after(command)
+        else:
+            command.params.append(click.Option(
+                ["--workspace"], type=click.Path(file_okay=False, path_type=Path),
+                expose_value=False, callback=_workspace_after,
+                help="Workspace folder (also accepted before the command)."))
+
+
+_accept_workspace_after(main)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,56 +33,72 @@ def _date_axis(ax: Any) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
 
 
+def _pct(p: float) -> str:
+    """A probability as a label: small ones keep a decimal (0.2%, not 0%)."""
+    return f"{p:.1%}" if 0 < p < 0.1 or 0.9 < p < 1 else f"{p:.0%}"
+
+
 def fan_chart(cumulative: xr.DataArray, title: str, questions: list[dict], path: Path) -> None:
-    """Cumulative P(at least one event of the scenario after the as-of date, by each date):
-    median and 50% / 90% bands over posterior draws, with each open question's deadline and
-    forecast marked. `cumulative` is ``(week, sample)``."""
-    weeks = cumulative.week.values
-    q = np.quantile(cumulative.values, [0.05, 0.25, 0.5, 0.75, 0.95], axis=1)
+    """Cumulative P(at least one event of the scenario after the as-of date, by each day): the
+    forecast (the mean over posterior draws, as every forecast is) and 50% / 90% bands, with
+    each open question's deadline and forecast marked (on the line: `cumulative` is computed by
+    the same function, `forecast.forecasts.cumulative_probability`). ``(day, sample)``."""
+    days = cumulative.day.values
+    q = np.quantile(cumulative.values, [0.05, 0.25, 0.75, 0.95], axis=1)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    ax.fill_between(weeks, q[0], q[4], color="tab:blue", alpha=0.18, label="90% interval")
-    ax.fill_between(weeks, q[1], q[3], color="tab:blue", alpha=0.35, label="50% interval")
-    ax.plot(weeks, q[2], color="tab:blue", lw=2, label="median")
+    ax.fill_between(days, q[0], q[3], color="tab:blue", alpha=0.18, label="90% interval")
+    ax.fill_between(days, q[1], q[2], color="tab:blue", alpha=0.35, label="50% interval")
+    ax.plot(days, cumulative.mean("sample").values, color="tab:blue", lw=2,
+            label="forecast (mean over draws)")
     for row in questions:
         deadline = np.datetime64(row["deadline"], "D")
         ax.axvline(deadline, color="0.4", ls=":", lw=1)  # type: ignore[arg-type]
         ax.errorbar(deadline, row["probability"], fmt="o", color="black", ms=5,
                     yerr=[[row["probability"] - row["interval"][0]],
                           [row["interval"][1] - row["probability"]]], capsize=3)
-        early = deadline < weeks[len(weeks) // 2]
-        ax.annotate(f"{row['probability']:.0%} by {row['deadline']}",
+        early = deadline < days[len(days) // 2]
+        ax.annotate(f"{_pct(row['probability'])} by {row['deadline']}",
                     (deadline, row["probability"]), textcoords="offset points",
                     xytext=(6 if early else -6, 8), ha="left" if early else "right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("P(at least one event)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     _date_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     save_png(fig, path)
 
 
-def history_chart(rows: list[dict], title: str, path: Path) -> None:
-    """Each question's recorded probability by as-of date, with its 90% interval."""
+def history_chart(rows: list[dict], title: str, path: Path,
+                  events: Sequence[dt.date] = ()) -> None:
+    """Each question's recorded probability by as-of date as a step (a forecast holds until the
+    next update), with its 90% interval, and the days of the events that meet the scenario's
+    rule."""
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
     for question in sorted({r["question"] for r in rows}):
         mine = sorted((r for r in rows if r["question"] == question), key=lambda r: r["as_of"])
         days = [np.datetime64(r["as_of"], "D") for r in mine]
         p = [r["probability"] for r in mine]
-        (line,) = ax.plot(days, p, "o-", label=question, ms=4)
+        (line,) = ax.plot(days, p, "o-", drawstyle="steps-post", label=question, ms=4,
+                          clip_on=False)
         ax.fill_between(days, [r["interval"][0] for r in mine], [r["interval"][1] for r in mine],
-                        color=line.get_color(), alpha=0.15)
+                        color=line.get_color(), alpha=0.15, step="post")
     days = sorted({np.datetime64(r["as_of"], "D") for r in rows})
-    ax.set_xlim(days[0] - np.timedelta64(14, "D"), days[-1] + np.timedelta64(14, "D"))  # type: ignore[arg-type]
-    ax.set_ylim(0, 1)
+    low, high = days[0] - np.timedelta64(14, "D"), days[-1] + np.timedelta64(14, "D")
+    shown = [np.datetime64(d, "D") for d in events if low <= np.datetime64(d, "D") <= high]
+    for i, day in enumerate(shown):
+        ax.axvline(day, color="tab:red", ls="--", lw=1,  # type: ignore[arg-type]
+                   label="event meeting the rule" if i == 0 else None)
+    ax.set_xlim(low, high)  # type: ignore[arg-type]
+    ax.set_ylim(-0.04, 1.04)  # a line at 0% or 100% stays visible
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("P(yes)")
     ax.set_xlabel("as of (one point per update)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     _date_axis(ax)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     save_png(fig, path)
 
 
@@ -121,17 +139,27 @@ def indicator_chart(series: xr.Dataset, escalation: np.ndarray, path: Path) -> N
     axes[0].plot(weeks, q[1], color="tab:purple", lw=1.5)
     axes[0].axhline(0, color="0.5", lw=0.8)
     axes[0].set_ylabel("escalation", fontsize=8)
-    axes[0].set_title("Escalation level (posterior, 90% band) and the indicators behind it "
-                      "(weekly event counts)", fontsize=10)
-    hits = series.scenario_events.sum("scenario").values > 0
+    axes[0].set_title("Escalation level (posterior median, 90% band) and the indicators\n"
+                      "behind it (weekly event counts)", fontsize=10)
+    colours = dict(zip(series.scenario.values, plt.get_cmap("tab10").colors, strict=False))
     for ax, ident in zip(axes[1:], indicators, strict=True):
         ax.fill_between(weeks, series.indicator_events.sel(indicator=ident).values, step="pre",
                         color="tab:gray")
-        for week in weeks[hits]:
-            ax.axvline(week, color="tab:red", alpha=0.4, lw=1)
         ax.set_ylabel(ident, rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[-1].set_xlabel("week ending (red lines: weeks with an event meeting a scenario's rule)",
-                        fontsize=8)
+    shown = False
+    for scenario, colour in colours.items():
+        hits = weeks[series.scenario_events.sel(scenario=scenario).values > 0]
+        for ax in axes[1:]:
+            for week in hits:
+                ax.axvline(week, color=colour, alpha=0.6, lw=1.2)
+        if len(hits):
+            axes[0].plot([], [], color=colour, lw=1.2, label=str(scenario))
+            shown = True
+    if shown:
+        axes[0].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                       frameon=False, title="weeks with an event of", title_fontsize=7)
+    axes[-1].set_xlabel("week ending (coloured lines: weeks with an event meeting a scenario's "
+                        "rule)", fontsize=8)
     _date_axis(axes[-1])
     save_png(fig, path)

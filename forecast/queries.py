@@ -16,7 +16,7 @@ from forecast.workspace import Workspace
 
 
 def events(ws: Workspace, *, since: dt.date | None, until: dt.date | None,
-           rule: EventFilter | None, limit: int) -> list[dict[str, Any]]:
+           rule: EventFilter | None, limit: int | None) -> list[dict[str, Any]]:
     """Stored events by date, those meeting `rule` when given."""
     flt: dict[str, Any] = {}
     if rule is not None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
-from forecast import history, plots
+from forecast import history, plots, queries
 from forecast.errors import ForecastError
 from forecast.evaluate import Scores, score_workspace
 from forecast.explain import Explanation, explain
@@ -47,6 +49,11 @@ def percent(p: float) -> str:
     return f"{p:.1%}"
 
 
+def _html(text: str) -> str:
+    """`text` escaped for HTML, with Markdown's `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 @dataclass
 class _Doc:
     """Blocks rendered both as Markdown and as HTML."""
@@ -62,7 +69,7 @@ class _Doc:
     def para(self, text: str, css: str | None = None) -> None:
         self.md.append(f"**{text}**" if css == "warn" else text)
         cls = f' class="{css}"' if css else ""
-        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
+        self.html.append(f"<p{cls}>{_html(text)}</p>")
 
     def quote(self, text: str, source: str) -> None:
         self.md.append(f"> “{text}”\n>\n> {source}")
@@ -71,7 +78,7 @@ class _Doc:
 
     def bullets(self, items: list[str]) -> None:
         self.md.append("\n".join(f"- {i}" for i in items))
-        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+        self.html.append("<ul>" + "".join(f"<li>{_html(i)}</li>" for i in items) + "</ul>")
 
     def table(self, header: list[str], rows: list[list[str]],
               numeric: frozenset[int] = frozenset()) -> None:
@@ -81,7 +88,7 @@ class _Doc:
                                  + ["| " + " | ".join(r) + " |" for r in rows]))
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(
-            f'<td{" class=num" if i in numeric else ""}>{html.escape(c)}</td>'
+            f'<td{" class=num" if i in numeric else ""}>{_html(c)}</td>'
             for i, c in enumerate(r)) + "</tr>" for r in rows)
         self.html.append(f"<table><tr>{cells}</tr>{body}</table>")
 
@@ -141,17 +148,21 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
              "Adversaries” happens by each deadline, from the document's claims (as priors) "
              "updated with coded events. Intervals are 90% credible intervals.")
     _headline(doc, rows, previous, _bottom_line(priors, rows, posterior, series, run))
-    _scenarios(doc, out, priors, rows, every, posterior, series, run)
+    _scenarios(doc, out, priors, rows, every, posterior, series, run, ws)
     _prior_vs_posterior(doc, out, priors, posterior, series, ws)
-    _indicators(doc, out, series, posterior)
+    _indicators(doc, out, series, posterior, priors)
     _changes(doc, rows, previous, _explanation(ws) if explain and previous else None)
     _scores(doc, out, scores)
     _diagnostics(doc, run)
     _provenance(doc, run, ws, sources)
     md, page = doc.render(title)
-    atomic_write(out / "report.md", md)
-    atomic_write(out / "report.html", page)
+    for path, text in ((out / "report.md", md), (out / "report.html", page)):
+        if not path.is_file() or _WRITTEN.sub("", path.read_text()) != _WRITTEN.sub("", text):
+            atomic_write(path, text)  # a report whose only change is the time is left alone
     return out / "report.md"
+
+
+_WRITTEN = re.compile(r"Report written [0-9-]+ [0-9:]+ UTC")
 
 
 def _change(row: dict, previous: dict[str, dict]) -> str:
@@ -245,25 +256,33 @@ def _status(status: str) -> str:
 
 
 def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict],
-               posterior: xr.Dataset, series: xr.Dataset, run: dict) -> None:
+               posterior: xr.Dataset, series: xr.Dataset, run: dict, ws: Workspace) -> None:
     as_of = run["as_of"]
     until = max(r["deadline"] for r in rows)
-    cumulative = cumulative_probability(posterior, series, as_of, until, seed=run["seed"])
+    since = min(r["as_of"] for r in every) - dt.timedelta(weeks=2)
     constraints = {c.claim.id: c for c in priors.constraints()}
     for scenario in priors.scenarios.values():
         mine = [r for r in rows if r["scenario"] == scenario.id]
         doc.heading(2, f"{scenario.title} ({scenario.id})")
         doc.para(scenario.description)
         members = list(scenario.union) or [scenario.id]
-        # a union happens when any member does: per draw, 1 - prod(1 - P_member)
-        curve = 1 - (1 - cumulative.sel(scenario=members)).prod("scenario")
+        is_open = [r for r in mine if r["status"] == "open"]
+        curve = cumulative_probability(posterior, series, members, as_of, until,
+                                       seed=run["seed"], days=[r["deadline"] for r in is_open])
+        happened = any(r["status"] == "yes" for r in mine)
         fan = out / f"fan-{scenario.id}.png"
-        plots.fan_chart(curve, f"{scenario.title}: P(an event after {as_of}, by date)",
-                        [r for r in mine if r["status"] == "open"], fan)
+        plots.fan_chart(curve, f"{scenario.title}: " + (
+            f"resolved YES; P(a further event after {as_of}, by date)" if happened
+            else f"P(an event after {as_of}, by date)"), is_open, fan)
         doc.image(fan, f"Fan chart of {scenario.title}")
+        if happened:
+            doc.para("Its questions resolved YES: the chart shows the chance of a further event, "
+                     "not of these questions.", "note")
         hist = out / f"history-{scenario.id}.png"
-        plots.history_chart([r for r in every if r["scenario"] == scenario.id],
-                            f"{scenario.title}: forecast history", hist)
+        opened = {r["question"] for r in is_open} or {r["question"] for r in mine}
+        plots.history_chart([r for r in every if r["question"] in opened],
+                            f"{scenario.title}: forecast history", hist,
+                            _rule_days(ws, priors, members, since, as_of))
         doc.image(hist, f"Forecast history of {scenario.title}")
         if scenario.resolution:
             doc.para(f"Resolves YES on: {scenario.resolution.describe()}.")
@@ -275,6 +294,13 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
             for c in claims:
                 doc.quote(c.claim.quote, f"{c.claim.id}: {c.claim.wording} "
                           f"{c.claim.horizon.phrase}; {c.describe()}")
+
+
+def _rule_days(ws: Workspace, priors, members: list[str], since: dt.date,
+               until: dt.date) -> list[dt.date]:
+    """The days with an event meeting any member's rule."""
+    return sorted({e["date"] for m in members for e in queries.events(
+        ws, since=since, until=until, rule=priors.scenarios[m].resolution, limit=None)})
 
 
 def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
@@ -294,17 +320,33 @@ def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,
     doc.image(path, "Prior against posterior for each claim")
 
 
-def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset) -> None:
+def _indicators(doc: _Doc, out: Path, series: xr.Dataset, posterior: xr.Dataset,
+                priors) -> None:
     if "escalation" not in posterior or not series.sizes.get("indicator"):
         return
     doc.heading(2, "Indicators and the escalation level")
     path = out / "indicators.png"
     plots.indicator_chart(series, draws_of(posterior, "escalation"), path)
     doc.image(path, "Escalation level and indicator series")
-    totals = series.scenario_events.sum("week")
     doc.para("Events meeting each scenario's rule in the fitted window: " + ", ".join(
-        f"{s} {int(n)}" for s, n in zip(totals.scenario.values, totals.values, strict=True))
-        + ".")
+        _rule_count(series, s) for s in priors.scenarios.values() if s.resolution) + ".")
+
+
+def _rule_count(series: xr.Dataset, scenario) -> str:
+    """"hybrid-retaliation 1 (before its questions opened on 2026-01-01)": events of a rule in
+    the fitted weeks, saying how many came before the scenario's first question opened (they
+    resolve nothing)."""
+    counts = series.scenario_events.sel(scenario=scenario.id)
+    opened = min((q.opened for q in scenario.questions), default=None)
+    n = int(counts.sum())
+    if opened is None or not n:
+        return f"{scenario.id} {n}"
+    # a week ends on its day: the week ending the day before opening is all before it
+    early = int(counts.where(counts.week < np.datetime64(opened, "D"), 0).sum())
+    if not early:
+        return f"{scenario.id} {n}"
+    which = "all" if early == n else f"{early} of them"
+    return f"{scenario.id} {n} ({which} before its questions opened on {opened})"
 
 
 def _explanation(ws: Workspace) -> Explanation:

@@ -1,4 +1,5 @@
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -355,3 +356,29 @@ def test_the_current_forecast_is_the_run_last_asked_for_and_never_a_what_if(runn
     assert current() == {"2026-05-31"}
     back = runner.invoke(main, [*ws, "update", "--as-of", "2026-11-22", *fit])
     assert back.exit_code == 0 and current() == {"2026-11-22"}
+
+
+def test_workspace_is_accepted_after_the_command_too(runner, workspace):
+    """`forecast show --workspace ws` failed: the option was only the group's."""
+    command = ["priors", "show", "proxy-strikes", "--json"]
+    before = runner.invoke(main, ["--workspace", str(workspace.root), *command])
+    after = runner.invoke(main, [*command, "--workspace", str(workspace.root)])
+    assert before.exit_code == after.exit_code == 0, after.output
+    assert after.stdout == before.stdout
+    missing = runner.invoke(main, ["--workspace", str(workspace.root), *command,
+                                   "--workspace", str(workspace.root / "nowhere")])
+    assert missing.exit_code == 1 and "nowhere" in missing.stderr  # the later one wins
+
+
+def test_the_readmes_native_csv_example_imports_whole(runner, workspace, tmp_path):
+    """The README's example of hand-coded events is a correct file: every row imported."""
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```csv\n(.*?)```", readme, re.S)
+    assert block is not None
+    path = tmp_path / "hand-coded.csv"
+    path.write_text(block[1])
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "events", "import",
+                                  str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert (counts["read"], counts["imported"], counts["rejected"]) == (3, 3, 0)

@@ -12,7 +12,12 @@ from scipy import stats
 from scipy.special import expit, gammaln
 
 from forecast.fit import SamplerConfig, compile_model, gated, sample, sample_gated
-from forecast.forecasts import QuestionSpec, Verdict, forecast_questions
+from forecast.forecasts import (
+    QuestionSpec,
+    Verdict,
+    cumulative_probability,
+    forecast_questions,
+)
 from forecast.model import (
     ClaimTerm,
     ModelConfig,
@@ -219,6 +224,21 @@ def test_a_question_awaiting_data_gets_the_chance_of_an_event_on_its_missing_day
     assert 0 < f.probability.item() < 0.2
     with pytest.raises(ValueError, match="old: its deadline has passed"):
         forecast_questions(post, series, [old], AS_OF, {}, seed=0)
+
+
+def test_the_fan_curve_passes_through_the_forecasts_of_its_questions():
+    """The fan chart's line was the per-draw median of an independent-members union, so the
+    question markers (means, dependent through R) sat off it."""
+    series = _series({"a": [0, 0, 0], "b": [0, 0, 0]})
+    post = _posterior(beta=np.log([[0.1, 0.2], [0.05, 0.3]]), channel=np.array([[0.5, 0.4]] * 2),
+                      retaliation=np.array([0.3, 0.6]))
+    union = _question("u", weeks_ahead=13, members=("a", "b"))
+    f = forecast_questions(post, series, [union], AS_OF, {}, seed=0)
+    curve = cumulative_probability(post, series, ["a", "b"], AS_OF, union.deadline, seed=0,
+                                   days=[union.deadline])
+    at = curve.sel(day=np.datetime64(union.deadline, "D")).mean("sample")
+    np.testing.assert_allclose(float(at), f.probability.item())
+    assert float(curve.isel(day=0).max()) == 0.0  # nothing has happened at the as-of date
 
 
 def test_a_quiet_union_is_dependent_through_retaliation():

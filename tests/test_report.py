@@ -44,6 +44,9 @@ def test_the_reports_numbers_are_those_of_show_json(report):
     for row in shown:
         line = next(x for x in md.splitlines() if x.startswith(f"| {row['question']} |"))
         cells = [c.strip() for c in line.strip("|").split("|")]
+        if row["status"] == "awaiting data":  # deadline passed, data missing
+            assert cells[1:] == [f"{row['probability']:.1%}", str(row["deadline"])]
+            continue
         if row["status"] != "open":  # the short table of resolved questions
             assert cells[1:] == [f"resolved {row['status'].upper()}", str(row["deadline"])]
             continue
@@ -117,3 +120,68 @@ def test_the_scores_section_has_the_scores_and_the_reliability_diagram(report, f
         assert f"| {q['brier']:.3f} |" in section
     assert "![Reliability diagram" in section
     assert (out / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_the_charts_and_counts_say_what_they_show(report):
+    """A resolved-YES scenario's fan chart read "P(an event after as-of)" beside a 100% headline;
+    the HTML showed literal backticks; a rule event before the questions opened was counted
+    without saying so."""
+    _out, md, html, shown = report
+    sections = dict(re.findall(r"\n## [^\n]*\(([a-z-]+)\)\n(.*?)(?=\n## |\Z)", md, re.S))
+    happened = {r["scenario"] for r in shown if r["status"] == "yes"}
+    assert happened
+    for scenario, text in sections.items():
+        note = "Its questions resolved YES: the chart shows the chance of a further event"
+        assert (note in text) == (scenario in happened), scenario
+    assert "`" not in re.sub(r"<code>[^<]*</code>", "", html.split("<body>")[1])
+    assert "<code>forecast explain</code>" in html or "<code>forecast score</code>" in html
+
+
+def test_rule_events_before_the_questions_opened_are_said_to_be(workspace):
+    """The report counted a hybrid event as meeting the rule without saying it predates the
+    questions' opening (so it resolves nothing)."""
+    import datetime as dt
+
+    import numpy as np
+
+    from forecast.priors import load_priors
+    from forecast.report import _rule_count
+    from forecast.series import make_series, week_ends
+
+    weeks = week_ends(dt.date(2025, 12, 1), dt.date(2026, 1, 31))
+    counts = {"hybrid-retaliation": np.array([1, 0, 0, 0, 0, 0, 0, 1]),
+              "proxy-strikes": np.array([1, 0, 0, 0, 0, 0, 0, 0])}  # weeks end 12-13 .. 01-31
+    series = make_series(weeks, counts, {}, np.ones(len(weeks)))
+    scenarios = load_priors(workspace.priors_dir).scenarios
+    assert _rule_count(series, scenarios["hybrid-retaliation"]) == (
+        "hybrid-retaliation 2 (1 of them before its questions opened on 2026-01-01)")
+    assert _rule_count(series, scenarios["proxy-strikes"]) == (
+        "proxy-strikes 1 (all before its questions opened on 2026-01-01)")
+
+
+def test_small_probabilities_keep_a_decimal_and_code_spans_render():
+    from forecast.plots import _pct
+    from forecast.report import _html
+
+    assert [_pct(p) for p in (0.002, 0.05, 0.47, 0.995, 1.0, 0.0)] == [
+        "0.2%", "5.0%", "47%", "99.5%", "100%", "0%"]
+    assert _html("run `forecast update` <now>") == "run <code>forecast update</code> &lt;now&gt;"
+
+
+@pytest.mark.slow
+def test_a_report_whose_only_change_is_the_time_is_left_alone(fitted_example, tmp_path):
+    """`make example` rewrote the tracked report when only its "written at" time changed."""
+    from forecast.report import write_report
+    from forecast.workspace import open_workspace
+
+    ws = open_workspace(fitted_example)
+    md = write_report(ws, tmp_path)
+    html = tmp_path / "report.html"
+    written = re.sub(r"Report written [0-9-]+ [0-9:]+ UTC", "Report written 1999-01-01 00:00 UTC",
+                     md.read_text())
+    assert written != md.read_text()
+    md.write_text(written)  # as if written at another time
+    stamps = md.stat().st_mtime_ns, html.stat().st_mtime_ns
+    write_report(ws, tmp_path)
+    assert md.read_text() == written and (md.stat().st_mtime_ns, html.stat().st_mtime_ns) == stamps
