@@ -1,6 +1,7 @@
 """What is submitted: the latest update's open questions, pooled with the forecaster's judgment,
-each with a short generated reasoning; refused when that update failed the diagnostics gate or is
-older than the workspace's `max_age_days`, unless forced.
+each with a short generated reasoning; refused when that update failed the diagnostics gate, is
+older than the workspace's `max_age_days`, or (ForecastBench) is not as of the forecast set's due
+date, unless forced.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from forecast import history, judgment, posterior, resolution
 from forecast.errors import NotAvailableError, SubmissionError
 from forecast.files import atomic_write
 from forecast.inputs import questions
-from forecast.platforms import JSON_PLATFORMS, Platform, SubmissionRow, metaculus, spreadsheet
+from forecast.platforms import (
+    JSON_PLATFORMS,
+    Platform,
+    SubmissionRow,
+    forecastbench,
+    metaculus,
+    spreadsheet,
+)
 from forecast.prior_check import claims_only_forecasts
 from forecast.priors import Priors, load_priors
 from forecast.store import transaction
@@ -36,14 +44,27 @@ class Submission:
     warnings: list[str]
 
 
+@dataclass(frozen=True)
+class Payload:
+    """A platform's payload, validated, and what to tell the user about it."""
+
+    text: str
+    data: Any  # None for CSV
+    sent: set[str]  # our questions it holds
+    warnings: list[str]  # clipped probabilities, unmapped questions, ...
+    notes: list[str]  # Metaculus post ids resolved to their questions, with their titles
+    config: Any  # the platform's settings as used (Metaculus posts resolved); None for CSV
+
+
 def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, source: Source,
-            force: bool, today: dt.date) -> Submission:
-    """The rows to submit from the latest update.
+            force: bool, today: dt.date, platform: Platform) -> Submission:
+    """The rows to submit from the latest update, for `platform`.
 
     Raises
     ------
     SubmissionError
-        When the update failed the gate, is older than `max_age_days` (both unless `force`), or
+        When the update failed the gate, is older than `max_age_days`, is not as of
+        ForecastBench's due date when `platform` is ForecastBench (all unless `force`), or
         nothing is left to submit.
     """
     latest = history.question_rows(con)
@@ -57,6 +78,9 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     if age > ws.config.max_age_days:
         problems.append(f"the latest update is {age} days old (as of {run['as_of']}; "
                         f"max_age_days = {ws.config.max_age_days} in forecast.toml)")
+    due = ws.config.platforms.forecastbench if platform == forecastbench.NAME else None
+    if due is not None and (late := forecastbench.as_of_problem(run["as_of"], due)):
+        problems.append(late)
     if problems and not force:
         raise SubmissionError("; ".join(problems) + ": run `forecast update`, or pass --force "
                               "to submit it anyway (recorded)")
@@ -103,35 +127,37 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     return Submission(rows, records, warnings)
 
 
-def payload(ws: Workspace, submission: Submission,
-            platform: Platform) -> tuple[str, Any, set[str], list[str]]:
-    """The platform's payload, validated: its text, the payload itself (None for CSV), the
-    questions it holds, and warnings (clipped probabilities, unmapped questions)."""
+def payload(ws: Workspace, submission: Submission, platform: Platform) -> Payload:
+    """The platform's payload, validated. Metaculus post ids are resolved to their questions
+    first (over the network, with the token when it is set)."""
     if platform == spreadsheet.NAME:
-        return (spreadsheet.csv_text(submission.rows), None,
-                {r.question for r in submission.rows}, list(submission.warnings))
+        return Payload(spreadsheet.csv_text(submission.rows), None,
+                       {r.question for r in submission.rows}, list(submission.warnings), [], None)
     config = getattr(ws.config.platforms, platform)
     if config is None:
         raise SubmissionError(f"no [platforms.{platform}] in {ws.root / 'forecast.toml'}: "
                               "map your questions to the platform's ids there")
+    notes: list[str] = []
+    if platform == metaculus.NAME and config.posts:
+        config, notes = metaculus.resolve_posts(config, token=metaculus.env_token(config))
     module = JSON_PLATFORMS[platform]
     data, warnings = module.payload(submission.rows, config)
     module.validate(data)
     sent = {r.question for r in submission.rows if r.question in config.questions}
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n", data, sent,
-            [*submission.warnings, *warnings])
+    return Payload(json.dumps(data, indent=2, ensure_ascii=False) + "\n", data, sent,
+                   [*submission.warnings, *warnings], notes, config)
 
 
-def post(ws: Workspace, data: Any) -> tuple[int, str]:
+def post(ws: Workspace, built: Payload) -> tuple[int, str]:
     """Send a Metaculus payload; returns the HTTP status and the address it went to. Never for
     the simulated example, whose questions are mapped to fake ids."""
     if ws.config.example:
         raise SubmissionError("this workspace holds the SIMULATED example, mapped to fake "
                               "question ids: not posting it")
-    config = ws.config.platforms.metaculus
-    if config is None:
+    config = built.config
+    if not isinstance(config, metaculus.MetaculusConfig):
         raise SubmissionError(f"no [platforms.metaculus] in {ws.root / 'forecast.toml'}")
-    status = metaculus.post(data, config, token=metaculus.token_from_env(config))
+    status = metaculus.post(built.data, config, token=metaculus.token_from_env(config))
     return status, config.base_url
 
 
@@ -139,30 +165,34 @@ def submit(ws: Workspace, platform: Platform, *, source: Source, force: bool, to
            out: Path | None, send: bool, stdout: Callable[[str], None],
            stderr: Callable[[str], None]) -> None:
     """`forecast submit`: under the write lock, prepare the rows, build and validate the
-    platform's payload, write it to `out` (or `stdout` when neither `out` nor `send`), post it
-    when `send`, then record what was submitted where. Messages go to `stderr` as they happen."""
+    platform's payload (Metaculus post ids resolved, each shown with its question's title),
+    write it to `out` (or `stdout` when neither `out` nor `send`), post it when `send`, then
+    record what was submitted where. Messages go to `stderr` as they happen."""
     priors = load_priors(ws.priors_dir)
     with ws.lock():
         with ws.store(read_only=True) as con:
-            sub = prepare(ws, con, priors, source=source, force=force, today=today)
-        text, data, sent, warnings = payload(ws, sub, platform)
-        for w in warnings:
+            sub = prepare(ws, con, priors, source=source, force=force, today=today,
+                          platform=platform)
+        built = payload(ws, sub, platform)
+        for note in built.notes:
+            stderr(note)
+        for w in built.warnings:
             stderr(f"warning: {w}")
         destinations = []
         if out is not None:
-            atomic_write(out, text)
-            stderr(f"Wrote {len(sent)} forecast(s) to {out}.")
+            atomic_write(out, built.text)
+            stderr(f"Wrote {len(built.sent)} forecast(s) to {out}.")
             destinations.append(str(out))
         elif not send:
-            stdout(text)
+            stdout(built.text)
             destinations.append("stdout")
         if send:
-            status, url = post(ws, data)
+            status, url = post(ws, built)
             destinations.append(url)
-            stderr(f"Posted {len(sent)} forecast(s) to {url} (HTTP {status}).")
+            stderr(f"Posted {len(built.sent)} forecast(s) to {url} (HTTP {status}).")
         with ws.store() as con, transaction(con):
             record(con, sub, platform=platform, destination="; ".join(destinations),
-                   questions_sent=sent)
+                   questions_sent=built.sent)
 
 
 def record(con: duckdb.DuckDBPyConnection, submission: Submission, *, platform: str,

@@ -1,6 +1,7 @@
 """A fake Metaculus: local HTTP servers on 127.0.0.1 that record requests and answer as told.
 The `metaculus` fixture (in conftest) starts them and shuts them down."""
 
+import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,24 +24,41 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def post_reply(post_id, question_id, title, kind="binary"):
+    """The reply of `GET /api/posts/<post_id>/` for a post holding one question."""
+    return Reply(200, json.dumps({"id": post_id, "title": title, "question": {
+        "id": question_id, "title": title, "type": kind}}))
+
+
 @dataclass
 class FakeMetaculus:
-    """A local HTTP server that answers POSTs with `replies` in turn (the last one repeats)."""
+    """A local HTTP server that answers POSTs with `replies` in turn (the last one repeats), and
+    GETs with `pages[path]` (404 for any other path)."""
 
     replies: list[Reply]
-    seen: list[Request] = field(default_factory=list)
+    pages: dict[str, Reply] = field(default_factory=dict)
+    seen: list[Request] = field(default_factory=list)  # GETs and POSTs, in order
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
 
     def reply_to(self, request: Request) -> Reply:
         self.seen.append(request)
-        return self.replies[min(len(self.seen), len(self.replies)) - 1]
+        if request.method == "GET":
+            return self.pages.get(request.path, Reply(404, '{"detail": "Not found."}'))
+        posts = sum(r.method == "POST" for r in self.seen)
+        return self.replies[min(posts, len(self.replies)) - 1]
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
 
+    def do_GET(self):
+        self._answer()
+
     def do_POST(self):
+        self._answer()
+
+    def _answer(self):
         fake = self.server.fake
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         reply = fake.reply_to(Request(self.command, self.path, dict(self.headers), body))
@@ -75,9 +93,9 @@ def start_servers(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     running: list[tuple[_Server, threading.Thread]] = []
 
-    def start(*replies: Reply) -> FakeMetaculus:
+    def start(*replies: Reply, pages: dict[str, Reply] | None = None) -> FakeMetaculus:
         server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = FakeMetaculus(list(replies))
+        server.fake = FakeMetaculus(list(replies), dict(pages or {}))
         server.fake.url = f"http://127.0.0.1:{server.server_address[1]}/"
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
         thread.start()

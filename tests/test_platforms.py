@@ -12,16 +12,20 @@ from hypothesis import strategies as st
 
 from forecast.errors import SubmissionError
 from forecast.platforms import Platforms, SubmissionRow, example_platforms_toml, parse_platforms
-from forecast.platforms.forecastbench import ForecastBenchConfig, ForecastBenchQuestion
+from forecast.platforms.forecastbench import (
+    ForecastBenchConfig,
+    ForecastBenchQuestion,
+    as_of_problem,
+)
 from forecast.platforms.forecastbench import payload as forecastbench_payload
 from forecast.platforms.forecastbench import validate as validate_forecastbench
-from forecast.platforms.metaculus import MetaculusConfig, token_from_env
+from forecast.platforms.metaculus import MetaculusConfig, resolve_posts, token_from_env
 from forecast.platforms.metaculus import payload as metaculus_payload
 from forecast.platforms.metaculus import post as post_metaculus
 from forecast.platforms.metaculus import validate as validate_metaculus
 from forecast.platforms.spreadsheet import csv_text
 from forecast.schema import Table
-from tests.fake_metaculus import Reply, Request
+from tests.fake_metaculus import Reply, Request, post_reply
 
 HYBRID = "hybrid-retaliation-by-2026-12-31"
 ENERGY = "energy-cutoff-by-2027-06-30"
@@ -194,6 +198,11 @@ def good_forecastbench():
     }
 
 
+# ForecastBench takes the due date from question_set[:10], never from forecast_due_date
+LATEST = ("expected the name of the question set due on 2026-11-22, starting with that date "
+          "(\"2026-11-22-llm.json\"), got 'latest-llm.json'")
+ELEVEN_08 = ("'2026-11-08-llm.json' is the question set due on 2026-11-08, not on "
+             "forecast_due_date 2026-11-22 (ForecastBench reads the due date from the name)")
 HORIZON = "; acled questions resolve 7, 30, 90, 180, 365, 1095, 1825 or 3650 days after it"
 
 
@@ -208,6 +217,8 @@ HORIZON = "; acled questions resolve 7, 30, 90, 180, 365, 1095, 1825 or 3650 day
      "forecast_due_date: expected an ISO date (YYYY-MM-DD), got '2026/11/22'"),
     (_set(["forecast_due_date"], "20261122"),
      "forecast_due_date: expected an ISO date (YYYY-MM-DD), got '20261122'"),
+    (_set(["question_set"], "latest-llm.json"), "question_set: " + LATEST),
+    (_set(["question_set"], "2026-11-08-llm.json"), "question_set: " + ELEVEN_08),
     (_drop(["forecasts"]), "forecastbench.forecasts: missing"),
     (_set(["forecasts"], []), "forecasts: expected a non-empty list, got []"),
     (_set(["forecasts"], {"id": "Q1"}), "forecasts: expected a non-empty list, got {'id': 'Q1'}"),
@@ -277,6 +288,18 @@ def test_market_questions_have_no_horizon_rule():
     validate_forecastbench(payload)
 
 
+@pytest.mark.parametrize("as_of", [dt.date(2026, 11, 21), dt.date(2026, 11, 23)],
+                         ids=["day-before", "day-after"])
+def test_an_update_not_as_of_the_due_date_is_a_problem(as_of):
+    assert as_of_problem(as_of, FORECASTBENCH) == (
+        f"the latest update is as of {as_of}, not ForecastBench's forecast_due_date 2026-11-22 "
+        "(its question set is out at 00:00 UTC that day, forecasts are due by 23:59:59 UTC)")
+
+
+def test_an_update_as_of_the_due_date_is_on_time():
+    assert as_of_problem(dt.date(2026, 11, 22), FORECASTBENCH) is None
+
+
 def test_validators_do_not_change_the_payload():
     payload = good_forecastbench()
     before = copy.deepcopy(payload)
@@ -303,6 +326,13 @@ def test_parse_platforms_reads_both_platforms():
         MetaculusConfig({HYBRID: 990001}, "https://example.org/", "MY_TOKEN", 3.0, 0),
         ForecastBenchConfig("Org", "m", "MO", "2026-11-22-llm.json", dt.date(2026, 11, 22),
                             {HYBRID: ForecastBenchQuestion("Q1", "acled", "up")}))
+
+
+def test_a_metaculus_post_id_is_mapped_as_a_post():
+    platforms, problems = parse({"metaculus": {"questions": {HYBRID: {"post": 41234},
+                                                             ENERGY: 990002}}})
+    assert problems == []
+    assert platforms.metaculus == MetaculusConfig({ENERGY: 990002}, posts={HYBRID: 41234})
 
 
 def test_metaculus_defaults():
@@ -347,6 +377,12 @@ _POSITIVE = "expected a positive integer (the Metaculus question id, not the pos
       f"platforms.metaculus.questions.b: {_POSITIVE}, got 0",
       f"platforms.metaculus.questions.c: {_POSITIVE}, got -3",
       f"platforms.metaculus.questions.d: {_POSITIVE}, got 1.5"]),
+    (_with("metaculus", "questions", {HYBRID: {"post": 0}, "b": {"pots": 3}, "c": {}}),
+     [f"platforms.metaculus.questions.{HYBRID}.post: expected a positive integer (the number "
+      "in the question's address), got 0",
+      "platforms.metaculus.questions.b.pots: unknown key (did you mean 'post'?)",
+      "platforms.metaculus.questions.b.post: missing",
+      "platforms.metaculus.questions.c.post: missing"]),
     (_with("metaculus", "questions", _MISSING), ["platforms.metaculus.questions: missing"]),
     (_with("metaculus", "questions", [990001]),
      ["platforms.metaculus.questions: expected a table, got list"]),
@@ -371,6 +407,15 @@ _POSITIVE = "expected a positive integer (the Metaculus question id, not the pos
     (_with("forecastbench", "forecast_due_date", "2026-11-22"),
      ["platforms.forecastbench.forecast_due_date: expected a date (YYYY-MM-DD, unquoted), "
       "got '2026-11-22'"]),
+    (_with("forecastbench", "question_set", "latest-llm.json"),
+     ["platforms.forecastbench.question_set: " + LATEST]),
+    (_with("forecastbench", "question_set", "2026-11-08-llm.json"),
+     ["platforms.forecastbench.question_set: " + ELEVEN_08]),
+    (_with("forecastbench", "question_set", "2026-11-22"), []),
+    (_with("forecastbench", "question_set", "2026-02-30-llm.json"),
+     ["platforms.forecastbench.question_set: expected the name of the question set due on "
+      "2026-11-22, starting with that date (\"2026-11-22-llm.json\"), got "
+      "'2026-02-30-llm.json'"]),
     (_with("forecastbench", "organization", ""),
      ["platforms.forecastbench.organization: must not be empty"]),
     (_with("forecastbench", "questions", {HYBRID: "Q1"}),
@@ -496,23 +541,41 @@ def test_post_succeeds_on_201(metaculus):
     assert_forecast_request(fake.seen[0])
 
 
-@pytest.mark.parametrize(("status", "body"), [
-    (400, '{"question": ["Invalid pk \\"990001\\" - object does not exist."]}'),
-    (403, '{"detail": "You do not have permission to perform this action."}'),
-])
-def test_a_4xx_is_not_retried(metaculus, status, body):
+# the batch is good_metaculus(): 990001 (mapped from HYBRID by config_for) and 990002
+BATCH = f"; the batch held questions 990001 ({HYBRID}), 990002"
+
+
+@pytest.mark.parametrize(("status", "body", "named"), [
+    # the bodies Metaculus's bulk_create_forecasts_api_view gives (questions/views.py)
+    (400, '["Wrong question id 990002"]', "; it names question 990002"),
+    (405, '{"error": "Question 990001 is already closed to forecasting !"}',
+     f"; it names question 990001 ({HYBRID})"),
+    (400, '[{}, {"probability_yes": ["Ensure this value is less than or equal to 0.999."]}]',
+     "; it names question 990002"),
+    (400, '{"question": ["Invalid pk \\"990001\\" - object does not exist."]}',
+     f"; it names question 990001 ({HYBRID})"),
+    (403, '{"detail": "You do not have permission to perform this action."}', BATCH),
+], ids=["wrong-id", "closed", "item-errors", "invalid-pk", "no-question-named"])
+def test_a_4xx_is_not_retried_and_names_the_question(metaculus, status, body, named):
     fake = metaculus(Reply(status, body))
     message, sleeps = post_error(fake, retries=2)
     assert message == f"Metaculus refused the forecasts ({fake.url}api/questions/forecast/): " \
-                      f"HTTP {status}: {body}"
+                      f"HTTP {status}: {body}{named}"
     assert len(fake.seen) == 1 and sleeps == []
     assert_forecast_request(fake.seen[0])
+
+
+@pytest.mark.parametrize("suffix", ["api", "api/", "/api//"])
+def test_a_base_url_ending_in_api_is_the_site(metaculus, suffix):
+    fake = metaculus(Reply(201, "[]"))
+    assert post(fake.url.rstrip("/") + "/" + suffix.lstrip("/")) == (201, [])
+    assert_forecast_request(fake.seen[0])  # /api/questions/forecast/, not /api/api/...
 
 
 def test_a_long_reply_is_cut_to_an_excerpt(metaculus):
     fake = metaculus(Reply(400, "x" * 5000))
     message, _ = post_error(fake)
-    assert message.endswith(": HTTP 400: " + "x" * 197 + "...")
+    assert message.endswith(": HTTP 400: " + "x" * 197 + "..." + BATCH)
 
 
 def test_a_503_is_retried_after_a_backoff(metaculus):
@@ -555,7 +618,7 @@ def test_a_refused_connection_is_retried_then_reported():
 def test_the_token_is_redacted_from_an_echoing_server(metaculus):
     fake = metaculus(Reply(400, "bad request", echo_authorization=True))
     message, _ = post_error(fake)
-    assert message.endswith("HTTP 400: bad request (you sent Authorization: Token ***)")
+    assert message.endswith("HTTP 400: bad request (you sent Authorization: Token ***)" + BATCH)
 
 
 def test_the_token_is_redacted_before_the_excerpt_is_cut(metaculus):
@@ -617,3 +680,72 @@ def test_the_token_is_redacted_from_a_failing_server_after_retries(metaculus):
     message, _ = post_error(fake, retries=1)
     assert message.endswith("failed after 2 attempts; last failure: HTTP 502: upstream "
                             "(you sent Authorization: Token ***)")
+
+
+# --- post ids resolved to question ids ----------------------------------------------------------
+
+def resolve(fake, posts, *, token=TOKEN, **options):
+    config = MetaculusConfig({ENERGY: 990002}, fake.url, posts=posts, **options)
+    return resolve_posts(config, token=token, sleep=lambda s: None)
+
+
+def test_post_ids_are_resolved_to_their_questions_with_the_titles(metaculus):
+    fake = metaculus(pages={"/api/posts/41234/": post_reply(41234, 40876, "Will it  happen?\n")})
+    config, notes = resolve(fake, {HYBRID: 41234})
+    assert config == MetaculusConfig({ENERGY: 990002, HYBRID: 40876}, fake.url)
+    assert notes == [f'{HYBRID}: Metaculus post 41234 is question 40876, "Will it happen?"']
+    (request,) = fake.seen
+    assert (request.method, request.path) == ("GET", "/api/posts/41234/")
+    assert request.headers["Authorization"] == f"Token {TOKEN}"
+    # the payload then forecasts the question, never the post
+    payload, _ = metaculus_payload([row(), row(ENERGY, 0.6)], config)
+    assert payload == [{"question": 40876, "probability_yes": 0.25},
+                       {"question": 990002, "probability_yes": 0.6}]
+
+
+def test_a_post_is_read_without_a_token_when_none_is_set(metaculus):
+    fake = metaculus(pages={"/api/posts/41234/": post_reply(41234, 40876, "T")})
+    resolve(fake, {HYBRID: 41234}, token=None)
+    assert "Authorization" not in fake.seen[0].headers
+
+
+def test_a_base_url_ending_in_api_reads_the_post_from_the_site(metaculus):
+    fake = metaculus(pages={"/api/posts/41234/": post_reply(41234, 40876, "T")})
+    config = MetaculusConfig({}, fake.url + "api/", posts={HYBRID: 41234})
+    assert resolve_posts(config, token=None)[0].questions == {HYBRID: 40876}
+
+
+def test_an_unmapped_post_is_not_forecast():
+    with pytest.raises(SubmissionError) as err:
+        metaculus_payload([row()], MetaculusConfig({}, posts={HYBRID: 41234}))
+    assert str(err.value) == (f"{HYBRID}: Metaculus post 41234 is not resolved to its question "
+                              "(metaculus.resolve_posts)")
+
+
+@pytest.mark.parametrize(("page", "message"), [
+    (None, "Metaculus refused post 41234 (mapped from {q}) ({url}api/posts/41234/): HTTP 404: "
+           '{{"detail": "Not found."}}'),
+    (Reply(200, json.dumps({"id": 41234, "group_of_questions": {"questions": []}})),
+     "Metaculus post 41234 (mapped from {q}) holds no single question (a group or a "
+     "conditional?): map the question id you mean instead"),
+    (post_reply(41234, 40876, "How many?", kind="numeric"),
+     "Metaculus post 41234 (mapped from {q}) is question 40876, \"How many?\", a numeric "
+     "question: only binary questions can be forecast"),
+    (Reply(200, "<html>"), "Metaculus post 41234 (mapped from {q}): the reply is not a post "
+                           "(JSON with a question's id and title)"),
+], ids=["no-such-post", "group", "numeric", "not-json"])
+def test_a_post_that_is_not_one_binary_question_is_refused(metaculus, page, message):
+    fake = metaculus(pages={"/api/posts/41234/": page} if page else {})
+    with pytest.raises(SubmissionError) as err:
+        resolve(fake, {HYBRID: 41234})
+    assert str(err.value) == message.format(q=HYBRID, url=fake.url)
+
+
+def test_reading_a_post_is_retried_then_given_up_on(metaculus):
+    fake = metaculus(pages={"/api/posts/41234/": Reply(503, "busy", echo_authorization=True)})
+    with pytest.raises(SubmissionError) as err:
+        resolve(fake, {HYBRID: 41234}, retries=1)
+    assert str(err.value) == (f"reading post 41234 (mapped from {HYBRID}) from Metaculus "
+                              f"({fake.url}api/posts/41234/) failed after 2 attempts; last "
+                              "failure: HTTP 503: busy (you sent Authorization: Token ***)")
+    assert len(fake.seen) == 2

@@ -11,7 +11,7 @@ import pytest
 
 from cli import main
 from forecast.workspace import open_workspace
-from tests.fake_metaculus import Reply
+from tests.fake_metaculus import Reply, post_reply
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token-value"
@@ -90,6 +90,43 @@ def test_forecastbench_file_has_the_forecast_set_and_a_reasoning(runner, fitted_
         assert f["reasoning"].startswith("Bayesian model: ") and "op-ed" in f["reasoning"]
 
 
+def test_forecastbench_refuses_an_update_not_as_of_the_due_date(runner, fitted_copy, tmp_path):
+    # the example's update is as of 2026-11-22; the forecast set is now due a week later
+    _edit(fitted_copy, "2026-11-22-llm.json", "2026-11-29-llm.json")
+    _edit(fitted_copy, "forecast_due_date = 2026-11-22", "forecast_due_date = 2026-11-29")
+    out = tmp_path / "set.json"
+    late = ("the latest update is as of 2026-11-22, not ForecastBench's forecast_due_date "
+            "2026-11-29 (its question set is out at 00:00 UTC that day, forecasts are due by "
+            "23:59:59 UTC)")
+    refused = _run(runner, fitted_copy, "submit", "--platform", "forecastbench", "--out", str(out))
+    assert refused.exit_code == 1
+    assert refused.stderr == ("Error: the latest update (as of 2026-11-22) failed the diagnostics "
+                              f"gate; {late}: run `forecast update`, or pass --force to submit "
+                              "it anyway (recorded)\n")
+    assert not out.exists()
+    forced = _run(runner, fitted_copy, "submit", "--platform", "forecastbench", "--force",
+                  "--out", str(out))
+    assert forced.exit_code == 0, forced.output
+    assert f"warning: submitting although {late} (--force)\n" in forced.stderr
+    assert json.loads(out.read_text())["question_set"] == "2026-11-29-llm.json"
+
+
+@pytest.mark.parametrize(("question_set", "problem"), [
+    ("latest-llm.json", "expected the name of the question set due on 2026-11-22, starting with "
+                        "that date (\"2026-11-22-llm.json\"), got 'latest-llm.json'"),
+    ("2026-11-08-llm.json", "'2026-11-08-llm.json' is the question set due on 2026-11-08, not "
+                            "on forecast_due_date 2026-11-22 (ForecastBench reads the due date "
+                            "from the name)"),
+], ids=["latest", "another-date"])
+def test_a_question_set_not_named_after_the_due_date_is_refused(runner, fitted_copy,
+                                                                 question_set, problem):
+    _edit(fitted_copy, "2026-11-22-llm.json", question_set)
+    result = _run(runner, fitted_copy, "submit", "--platform", "forecastbench", "--force")
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {fitted_copy / 'forecast.toml'}: "
+                             f"platforms.forecastbench.question_set: {problem}\n")
+
+
 def test_judgment_is_pooled_in_log_odds(runner, fitted_copy):
     _edit(fitted_copy, "extremize = 1", "extremize = 1.5")
     _edit(fitted_copy, "judgment_weight = 1", "judgment_weight = 3")
@@ -128,6 +165,29 @@ def test_posting_sends_the_payload_with_the_token_and_never_shows_it(runner, fit
     assert TOKEN not in result.output
     assert not any(TOKEN in p.read_text(errors="ignore") for p in fitted_copy.rglob("*")
                    if p.is_file() and p.suffix in (".toml", ".json", ".csv", ""))
+
+
+def test_a_post_id_is_resolved_to_its_question_and_shown(runner, fitted_copy, metaculus):
+    question = _open_rows(runner, fitted_copy)[0]["question"]
+    ident = _config(fitted_copy)["platforms"]["metaculus"]["questions"][question]
+    fake = metaculus(Reply(201, "{}"), pages={
+        "/api/posts/41234/": post_reply(41234, 40876, "Will hybrid retaliation happen?")})
+    _edit(fitted_copy, "example = true", "example = false")
+    _edit(fitted_copy, f"= {ident}\n", "= { post = 41234 }\n")
+    # a base_url ending in /api is the site, not /api/api/...
+    _edit(fitted_copy, 'base_url = "https://www.metaculus.com"', f'base_url = "{fake.url}api"')
+    result = _run(runner, fitted_copy, "submit", "--platform", "metaculus", "--post", "--force",
+                  env={"METACULUS_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.output
+    assert (f'{question}: Metaculus post 41234 is question 40876, "Will hybrid retaliation '
+            'happen?"\n') in result.stderr
+    assert [(r.method, r.path) for r in fake.seen] == [("GET", "/api/posts/41234/"),
+                                                       ("POST", "/api/questions/forecast/")]
+    sent = {item["question"]: item["probability_yes"] for item in json.loads(fake.seen[1].body)}
+    assert 40876 in sent and 41234 not in sent and ident not in sent
+    with open_workspace(fitted_copy).store(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM submissions WHERE question = ?",
+                           [question]).fetchone() == (1,)
 
 
 def test_a_failed_post_is_one_line_without_the_token(runner, fitted_copy, metaculus):

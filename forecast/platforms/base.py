@@ -69,13 +69,20 @@ def check_text(value: object, where: str) -> str:
     return value
 
 
-def check_date(value: object, where: str) -> dt.date:
+def iso_date(value: object) -> dt.date | None:
+    """`value` as a date if it is a string YYYY-MM-DD naming a real day, else None."""
     try:
         if isinstance(value, str) and _ISO_DATE.fullmatch(value):
             return dt.date.fromisoformat(value)
     except ValueError:
         pass
-    raise SubmissionError(f"{where}: expected an ISO date (YYYY-MM-DD), got {value!r}")
+    return None
+
+
+def check_date(value: object, where: str) -> dt.date:
+    if (day := iso_date(value)) is None:
+        raise SubmissionError(f"{where}: expected an ISO date (YYYY-MM-DD), got {value!r}")
+    return day
 
 
 def check_probability(value: object, where: str, low: float, high: float) -> None:

@@ -1,7 +1,10 @@
 """ForecastBench: a forecast set (a JSON file) for a question set.
 
-Dataset questions resolve at fixed horizons after the due date; market questions whenever their
-market does.
+A question set is named after its due date ("2026-11-22-llm.json"): it is released at 00:00 UTC
+on that day and forecasts are due by 23:59:59 UTC. ForecastBench reads the due date from the
+name's first 10 characters, not from ``forecast_due_date``, so the two must agree. Dataset
+questions resolve at fixed horizons after the due date; market questions whenever their market
+does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from forecast.platforms.base import (
     check_keys,
     check_probability,
     check_text,
+    iso_date,
     kind,
     question_map,
     toml_key,
@@ -65,6 +69,9 @@ def parse(top: Table) -> ForecastBenchConfig | None:
         return None
     header = {key: t.text(key) for key in _TOP}
     due = t.date("forecast_due_date")
+    named = header["question_set"]
+    if named is not None and due is not None and (problem := question_set_problem(named, due)):
+        t.problem("question_set", problem)
     questions: dict[str, ForecastBenchQuestion] = {}
     if (q := question_map(t)) is not None:
         for ours in q.data:
@@ -82,6 +89,34 @@ def parse(top: Table) -> ForecastBenchConfig | None:
         return None
     return ForecastBenchConfig(**header, forecast_due_date=due,  # type: ignore[arg-type]
                                questions=questions)
+
+
+def question_set_problem(question_set: str, due: dt.date) -> str | None:
+    """Why `question_set` is not the question set due on `due`, or None.
+
+    ForecastBench takes the due date from ``question_set[:10]`` and ignores
+    ``forecast_due_date``: a name that does not start with the due date ("latest-llm.json") is
+    dropped, and one with another date is scored against that date's questions.
+    """
+    named = iso_date(question_set[:10])
+    if named is None:
+        return (f"expected the name of the question set due on {due}, starting with that date "
+                f'("{due}-llm.json"), got {show_value(question_set)}')
+    if named != due:
+        return (f"{show_value(question_set)} is the question set due on {named}, not on "
+                f"forecast_due_date {due} (ForecastBench reads the due date from the name)")
+    return None
+
+
+def as_of_problem(as_of: dt.date, config: ForecastBenchConfig) -> str | None:
+    """Why a forecast as of `as_of` does not belong in the forecast set due on
+    ``config.forecast_due_date``, or None: the question set is released at 00:00 UTC on the due
+    date and forecasts are due by 23:59:59 UTC, so only an update as of that day fits it."""
+    due = config.forecast_due_date
+    if as_of == due:
+        return None
+    return (f"the latest update is as of {as_of}, not ForecastBench's forecast_due_date {due} "
+            "(its question set is out at 00:00 UTC that day, forecasts are due by 23:59:59 UTC)")
 
 
 def _unknown_source(source: str) -> str:
@@ -150,7 +185,8 @@ def payload(rows: Sequence[SubmissionRow],
 def validate(payload: object) -> None:
     """Check a ForecastBench forecast set; raise `SubmissionError` at the first problem.
 
-    Rules: the header fields are non-empty strings, forecast_due_date an ISO date;
+    Rules: the header fields are non-empty strings, forecast_due_date an ISO date, and
+    question_set starts with it (`question_set_problem`);
     ``forecasts`` is a non-empty list of ``{id, source, forecast, resolution_date, reasoning}``
     (optional ``direction``) with forecast a probability in [0, 1]; no two forecasts share
     (id, source, resolution_date, direction); a dataset question's resolution_date is the due date
@@ -164,6 +200,8 @@ def validate(payload: object) -> None:
     for key in (*_TOP, "forecast_due_date"):
         check_text(payload[key], key)
     due = check_date(payload["forecast_due_date"], "forecast_due_date")
+    if (problem := question_set_problem(payload["question_set"], due)) is not None:
+        raise SubmissionError(f"question_set: {problem}")
     forecasts = payload["forecasts"]
     if not isinstance(forecasts, list) or not forecasts:
         raise SubmissionError(f"forecasts: expected a non-empty list, got {show_value(forecasts)}")

@@ -1,7 +1,10 @@
 """Metaculus: binary forecasts posted over HTTP (``POST /api/questions/forecast/``).
 
-The token comes from the environment variable the settings name, and never appears in an error
-message.
+A question is mapped by its question id, or by its post id (``{ post = N }``, the number in the
+question's address), which `resolve_posts` turns into the question id with
+``GET /api/posts/<N>/``: the two ids differ, and a post id sent as a question id forecasts
+another question. The token comes from the environment variable the settings name, and never
+appears in an error message.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from forecast.errors import SubmissionError
@@ -37,17 +40,21 @@ METACULUS_MIN, METACULUS_MAX = 0.001, 0.999
 _KEYS = ("base_url", "token_env", "timeout", "retries", "questions")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _EXCERPT = 200
+_MAX_REPLY = 1024 * 1024  # bytes of a reply read at most
+_POST = "a positive integer (the number in the question's address)"
 
 
 @dataclass(frozen=True)
 class MetaculusConfig:
-    """`[platforms.metaculus]`: where to post, and our question id -> Metaculus question id."""
+    """`[platforms.metaculus]`: where to post, and our question id -> Metaculus question id
+    (``questions``) or post id (``posts``, until `resolve_posts` moves them to ``questions``)."""
 
     questions: dict[str, int] = field(default_factory=dict)
-    base_url: str = METACULUS_URL
+    base_url: str = METACULUS_URL  # the site; a trailing /api is the same site
     token_env: str = METACULUS_TOKEN_ENV  # the variable's name; the token is never stored
     timeout: float = 10.0  # seconds per attempt
     retries: int = 2  # extra attempts after a 5xx, a timeout or a connection error
+    posts: dict[str, int] = field(default_factory=dict)
 
 
 def parse(top: Table) -> MetaculusConfig | None:
@@ -72,9 +79,18 @@ def parse(top: Table) -> MetaculusConfig | None:
     if retries is not None and retries < 0:
         t.problem("retries", f"expected an integer >= 0, got {retries}")
     questions: dict[str, int] = {}
+    posts: dict[str, int] = {}
     what = "a positive integer (the Metaculus question id, not the post id)"
     if (q := question_map(t)) is not None:
-        for ours in q.data:
+        for ours, value in q.data.items():
+            if isinstance(value, dict):  # { post = N }
+                entry = q.table(ours, ("post",))
+                assert entry is not None
+                post = entry.get("post", int, what=_POST)
+                if post is not None and post <= 0:
+                    entry.problem("post", f"expected {_POST}, got {post}")
+                posts[ours] = post
+                continue
             ident = q.get(ours, int, what=what)
             if ident is not None and ident <= 0:
                 q.problem(ours, f"expected {what}, got {ident}")
@@ -82,7 +98,8 @@ def parse(top: Table) -> MetaculusConfig | None:
     if len(t.problems) > before:
         return None
     return MetaculusConfig(questions, base_url, token_env,
-                           10.0 if timeout is None else timeout, 2 if retries is None else retries)
+                           10.0 if timeout is None else timeout, 2 if retries is None else retries,
+                           posts)
 
 
 def example_toml(question_ids: list[str]) -> str:
@@ -95,7 +112,8 @@ def example_toml(question_ids: list[str]) -> str:
         "timeout = 10  # seconds per attempt\n"
         "retries = 2  # extra attempts after a server error, a timeout or a lost connection\n"
         "\n"
-        "# our question id -> Metaculus question id (not the post id). FAKE: no such questions.\n"
+        "# our question id -> Metaculus question id, or { post = N } for the number in the\n"
+        "# question's address (resolved to its question id). FAKE: no such questions.\n"
         "[platforms.metaculus.questions]\n"
         f"{questions}"
     )
@@ -109,6 +127,7 @@ def payload(rows: Sequence[SubmissionRow],
     ----------
     rows : sequence of SubmissionRow
     config : MetaculusConfig
+        With its post ids resolved (`resolve_posts`).
 
     Returns
     -------
@@ -122,6 +141,9 @@ def payload(rows: Sequence[SubmissionRow],
     warnings: list[str] = []
     for row in rows:
         ident = config.questions.get(row.question)
+        if ident is None and row.question in config.posts:
+            raise SubmissionError(f"{row.question}: Metaculus post {config.posts[row.question]} "
+                                  "is not resolved to its question (metaculus.resolve_posts)")
         if ident is None:
             warnings.append(unmapped(row, NAME))
             continue
@@ -163,32 +185,107 @@ def validate(payload: object) -> None:
                            METACULUS_MIN, METACULUS_MAX)
 
 
+def env_token(config: MetaculusConfig) -> str | None:
+    """The Metaculus token from the environment variable `config.token_env`, or None when it is
+    unset or empty."""
+    return os.environ.get(config.token_env, "").strip() or None
+
+
 def token_from_env(config: MetaculusConfig) -> str:
     """The Metaculus token from the environment variable `config.token_env`.
 
     Raises `SubmissionError` naming the variable (never a value) when it is unset or empty.
     """
-    token = os.environ.get(config.token_env, "").strip()
-    if not token:
+    token = env_token(config)
+    if token is None:
         raise SubmissionError(f"no Metaculus token: set the environment variable "
                               f"{config.token_env} (see [platforms.metaculus] token_env)")
     return token
 
 
+def resolve_posts(config: MetaculusConfig, *, token: str | None,
+                  sleep: Callable[[float], object] = time.sleep,
+                  backoff: float = 1.0) -> tuple[MetaculusConfig, list[str]]:
+    """Turn each post id of `config.posts` into its question id, with ``GET /api/posts/<id>/``.
+
+    Parameters
+    ----------
+    config : MetaculusConfig
+    token : str or None
+        The API token, sent when given (reading a public post may not need it).
+    sleep, backoff
+        As for `post`: a failed read is retried like a failed post.
+
+    Returns
+    -------
+    config : MetaculusConfig
+        `config` with every post's question in ``questions`` and no ``posts``.
+    notes : list of str
+        One line per post: our question, the post, its question id and title, for the user to
+        see that the intended question is forecast.
+
+    Raises
+    ------
+    SubmissionError
+        A post that cannot be read, or that does not hold exactly one binary question (a group,
+        a conditional, a numeric question).
+    """
+    questions = dict(config.questions)
+    notes = []
+    for ours, post in config.posts.items():
+        where = f"post {post} (mapped from {ours})"
+        _, raw = _send(_request(config, f"posts/{post}/", token), config, token=token,
+                       what=where, action=f"reading {where} from Metaculus", sleep=sleep,
+                       backoff=backoff)
+        ident, title, kind_ = _post_question(raw, f"Metaculus {where}")
+        if kind_ != "binary":
+            raise SubmissionError(f'Metaculus {where} is question {ident}, "{title}", a {kind_} '
+                                  "question: only binary questions can be forecast")
+        questions[ours] = ident
+        notes.append(f'{ours}: Metaculus post {post} is question {ident}, "{title}"')
+    return replace(config, questions=questions, posts={}), notes
+
+
+def _post_question(raw: bytes, where: str) -> tuple[int, str, str]:
+    """The id, title (on one line) and type of the one question of a post's JSON."""
+    not_a_post = SubmissionError(f"{where}: the reply is not a post (JSON with a question's id "
+                                 "and title)")
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        raise not_a_post from None
+    if not isinstance(reply, dict):
+        raise not_a_post
+    question = reply.get("question")
+    if question is None:  # a group of questions, a conditional or a notebook
+        raise SubmissionError(f"{where} holds no single question (a group or a conditional?): "
+                              "map the question id you mean instead")
+    if not isinstance(question, dict):
+        raise not_a_post
+    ident, title = question.get("id"), question.get("title")
+    if not isinstance(ident, int) or isinstance(ident, bool) or ident <= 0 or (
+            not isinstance(title, str)):
+        raise not_a_post
+    return ident, " ".join(title.split()), str(question.get("type", "binary"))
+
+
 def post(payload: list[dict[str, Any]], config: MetaculusConfig, *, token: str,
-                   sleep: Callable[[float], object] = time.sleep, backoff: float = 1.0) -> int:
+         sleep: Callable[[float], object] = time.sleep, backoff: float = 1.0) -> int:
     """Post forecasts to Metaculus; return the HTTP status of the accepted request.
 
-    The payload is validated first. A 4xx reply (or a redirect) is final. A 5xx reply, a timeout
-    or a connection error is retried up to ``config.retries`` more times, waiting
-    ``backoff * 2**k`` seconds before retry k + 1 (exponential backoff).
+    The payload is validated first. A 4xx reply (or a redirect) is final; its message names the
+    questions the server's reply names (by id, or by the item of a per-item error list), else
+    every question of the batch. A 5xx reply, a timeout or a connection error is retried up to
+    ``config.retries`` more times, waiting ``backoff * 2**k`` seconds before retry k + 1
+    (exponential backoff).
 
     Parameters
     ----------
     payload : list of dict
         A body from `payload`.
     config : MetaculusConfig
-        ``base_url``, ``timeout`` (seconds per attempt) and ``retries``.
+        ``base_url``, ``timeout`` (seconds per attempt) and ``retries``; ``questions`` names our
+        question beside its id in messages.
     token : str
         The API token (`token_from_env`); sent as ``Authorization: Token <token>``, and replaced
         by ``***`` in every message, even where the server echoes it back.
@@ -206,16 +303,47 @@ def post(payload: list[dict[str, Any]], config: MetaculusConfig, *, token: str,
         The payload is invalid, the server refused it, or every attempt failed.
     """
     validate(payload)
-    if not token or not token.isascii() or not token.isprintable():
+    request = _request(config, "questions/forecast/", token, json.dumps(payload).encode())
+    status, _ = _send(request, config, token=token, what="the forecasts",
+                      action="posting to Metaculus", sleep=sleep, backoff=backoff,
+                      explain=lambda reply: _named_questions(reply, payload, config))
+    return status
+
+
+def _api_url(config: MetaculusConfig, path: str) -> str:
+    """The address of API `path` ("questions/forecast/"): base_url is the site, and one that
+    ends in /api (the API's root) means the same site."""
+    site = config.base_url.rstrip("/").removesuffix("/api").rstrip("/")
+    return f"{site}/api/{path}"
+
+
+def _request(config: MetaculusConfig, path: str, token: str | None,
+             body: bytes | None = None) -> urllib.request.Request:
+    """A POST of the JSON `body`, or a GET without one; authorized when `token` is given."""
+    if token is not None and not (token and token.isascii() and token.isprintable()):
         raise SubmissionError("the Metaculus token is empty or not printable ASCII text")
-    url = f"{config.base_url.rstrip('/')}/api/questions/forecast/"
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json",
-               "Accept": "application/json", "User-Agent": "forecast-toolkit"}
+    headers = {"Accept": "application/json", "User-Agent": "forecast-toolkit"}
+    if token is not None:
+        headers["Authorization"] = f"Token {token}"
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     try:
-        request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers,
-                                         method="POST")
+        return urllib.request.Request(_api_url(config, path), data=body, headers=headers,
+                                      method="GET" if body is None else "POST")
     except ValueError as exc:
         raise SubmissionError(f"bad Metaculus base_url {config.base_url!r}: {exc}") from None
+
+
+def _send(request: urllib.request.Request, config: MetaculusConfig, *, token: str | None,
+          what: str, action: str, sleep: Callable[[float], object], backoff: float,
+          explain: Callable[[str], str] = lambda reply: "") -> tuple[int, bytes]:
+    """Send `request` with retries (see `post`); return the 2xx status and the reply's body.
+
+    `what` is what a refusal refused ("the forecasts"), `action` what failed after every attempt
+    ("posting to Metaculus"), and `explain` adds to a 4xx refusal's message from the whole reply
+    (the token already redacted).
+    """
+    url = request.full_url
     # urllib would follow a redirect as a GET without the body: refuse it instead
     opener = urllib.request.build_opener(_NoRedirect)
     attempts = max(config.retries, 0) + 1
@@ -225,23 +353,50 @@ def post(payload: list[dict[str, Any]], config: MetaculusConfig, *, token: str,
             sleep(backoff * 2 ** (attempt - 1))
         try:
             with opener.open(request, timeout=config.timeout) as response:
-                return int(response.status)
+                return int(response.status), response.read(_MAX_REPLY)
         except urllib.error.HTTPError as exc:
             with exc:
-                reply = _excerpt(exc, token)
-            last = f"HTTP {exc.code}" + (f": {reply}" if reply else "")
+                reply = _reply_text(exc, token)
+            excerpt = " ".join(reply.split())
+            if len(excerpt) > _EXCERPT:
+                excerpt = excerpt[:_EXCERPT - 3] + "..."
+            last = f"HTTP {exc.code}" + (f": {excerpt}" if excerpt else "")
             if 300 <= exc.code < 400:
                 last += (f" (a redirect to {exc.headers.get('Location')}: set "
                          "[platforms.metaculus] base_url to that site)")
             if not 500 <= exc.code < 600:
-                raise SubmissionError(_redact(f"Metaculus refused the forecasts ({url}): {last}",
+                named = explain(reply) if 400 <= exc.code < 500 else ""
+                raise SubmissionError(_redact(f"Metaculus refused {what} ({url}): {last}{named}",
                                               token)) from None
         except (OSError, http.client.HTTPException) as exc:  # timeouts, refused, reset, garbled
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             last = str(reason) or type(reason).__name__
-    raise SubmissionError(_redact(f"posting to Metaculus ({url}) failed after {attempts} "
+    raise SubmissionError(_redact(f"{action} ({url}) failed after {attempts} "
                                   f"attempt{'s' if attempts > 1 else ''}; last failure: {last}",
                                   token))
+
+
+def _named_questions(reply: str, payload: list[dict[str, Any]], config: MetaculusConfig) -> str:
+    """Which questions of the refused batch the server's reply names, for the message: the items
+    of a per-item error list (one object per forecast, empty when fine), else the question ids
+    written in the reply ("Wrong question id 123", "Question 123 is already closed"), else every
+    question of the batch."""
+    ids = [item["question"] for item in payload]
+    try:
+        errors = json.loads(reply)
+    except ValueError:
+        errors = None
+    if (isinstance(errors, list) and len(errors) == len(ids)
+            and all(isinstance(e, dict) for e in errors) and any(errors)):
+        named = [i for i, e in zip(ids, errors, strict=True) if e]
+    else:
+        numbers = set(re.findall(r"[0-9]+", reply))
+        named = [i for i in ids if str(i) in numbers]
+    ours = {ident: q for q, ident in config.questions.items()}
+    shown = ", ".join(f"{i} ({ours[i]})" if i in ours else str(i) for i in named or ids)
+    plural = "s" if len(named or ids) > 1 else ""
+    return (f"; it names question{plural} {shown}" if named
+            else f"; the batch held question{plural} {shown}")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -249,15 +404,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _excerpt(reply: urllib.error.HTTPError, token: str) -> str:
-    """The start of the server's reply on one line, the token redacted before cutting."""
+def _reply_text(reply: urllib.error.HTTPError, token: str | None) -> str:
+    """The start of the server's reply (64 KiB at most), the token redacted."""
     try:
         raw = reply.read(64 * 1024)
     except (OSError, ValueError):
         return ""
-    text = " ".join(_redact(raw.decode("utf-8", errors="replace"), token).split())
-    return text if len(text) <= _EXCERPT else text[:_EXCERPT - 3] + "..."
+    return _redact(raw.decode("utf-8", errors="replace"), token)
 
 
-def _redact(text: str, token: str) -> str:
+def _redact(text: str, token: str | None) -> str:
     return text.replace(token, "***") if token else text
