@@ -291,7 +291,7 @@ def events() -> None:
 
 @events.command("import")
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
 @click.option("--format", "fmt", default="auto", show_default=True,
               type=click.Choice(["auto", "gdelt1", "gdelt2", "icews", "acled", "native"]),
               help="The files' format; auto detects it from the content.")
@@ -300,17 +300,19 @@ def events() -> None:
 def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json: bool) -> None:
     """Import event files into the store (plain, .gz or .zip), keeping the region's events.
 
+    A FILE of - reads standard input; a pipe or FIFO is read once, whole, before importing.
+
     Prints read / imported / duplicate / outside-region / rejected counts per file; rejected
     rows are listed on stderr with their line and reason.
     """
     from forecast.ingest import import_files
 
     def each(path: Path, result) -> None:
-        for rejection in result.rejections[:20]:
+        for rejection in result.rejections:
             click.echo(f"{path}:{rejection.line}: rejected: {rejection.reason}", err=True)
-        if len(result.rejections) > 20:
-            click.echo(f"{path}: ... and {len(result.rejections) - 20} more rejected rows",
-                       err=True)
+        if result.rejected > len(result.rejections):
+            click.echo(f"{path}: ... and {result.rejected - len(result.rejections)} more "
+                       "rejected rows", err=True)
         if fmt == "auto" and not as_json:
             click.echo(f"{path}: detected format {result.format}", err=True)
 

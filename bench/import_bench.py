@@ -1,4 +1,5 @@
-"""Import speed and memory on a GDELT 2.0 file of a million rows or more.
+"""Import speed and memory on a GDELT 2.0 file of a million rows or more, and memory on a file
+of junk (a native CSV whose rows are all rejected but one: rejections must be counted, not kept).
 
 The file repeats the real 2,111-row export in ``tests/data`` with new GLOBALEVENTIDs, in a temporary
 directory (never the repository). Each measurement runs in a fresh child process so that its peak
@@ -66,6 +67,18 @@ def build(path: Path, rows: int) -> int:
     return written
 
 
+def build_junk(path: Path, mib: int) -> int:
+    """A native CSV of one valid row and `mib` MiB of rows that are each rejected; their count."""
+    line = b"junk\n"
+    count = mib * 2**20 // len(line)
+    with path.open("wb") as out:
+        out.write(b"date,actor1,actor2,event_code,num_sources,source_url,note\n"
+                  b"2026-03-04,RUS,AZE,163,2,u,a valid row\n")
+        for _ in range(count // 100_000):
+            out.write(line * 100_000)
+    return count // 100_000 * 100_000
+
+
 def child(code: str, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -74,9 +87,10 @@ def child(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(rows: int, repeat: int) -> dict:
+def measure(rows: int, repeat: int, junk_mib: int = 100) -> dict:
     """Median import time, rows/s and peak memory of `repeat` imports of a `rows`-row GDELT 2.0
-    file into fresh stores, beside a plain `pandas.read_csv` of the same file."""
+    file into fresh stores, beside a plain `pandas.read_csv` of the same file; and the peak
+    memory of importing `junk_mib` MiB of rejected rows."""
     with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp:
         data = Path(tmp) / "events.export.tsv"
         rows = build(data, rows)
@@ -85,6 +99,10 @@ def measure(rows: int, repeat: int) -> dict:
         pandas_runs = ([child(PANDAS_CHILD, str(data)) for _ in range(repeat)]
                        if importlib.util.find_spec("pandas") else [])
         size = data.stat().st_size
+        data.unlink()
+        junk = Path(tmp) / "junk.csv"
+        junk_rows = build_junk(junk, junk_mib)
+        junk_run = child(IMPORT_CHILD, str(junk), str(Path(tmp) / "junk.duckdb"))
     seconds = statistics.median(r["seconds"] for r in runs)
     figures = {
         "rows": rows,
@@ -96,7 +114,12 @@ def measure(rows: int, repeat: int) -> dict:
         "import_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 3),
         "import_peak_mib": round(max(r["peak_mib"] for r in runs), 1),
         "result": runs[0]["result"],
+        "junk_mib": junk_mib,
+        "junk_rejected": junk_run["result"]["rejected"],
+        "junk_seconds": round(junk_run["seconds"], 3),
+        "junk_peak_mib": round(junk_run["peak_mib"], 1),
     }
+    assert junk_run["result"]["rejected"] == junk_rows
     if pandas_runs:
         pandas_seconds = statistics.median(r["seconds"] for r in pandas_runs)
         figures |= {
@@ -127,6 +150,8 @@ def main() -> None:
             f"{rows / figures['pandas_seconds']:>14,.0f}{figures['pandas_peak_mib']:>10.1f}"
         )
         print(f"speed-up over pandas: {figures['speedup_vs_pandas']}x")
+    print(f"{figures['junk_mib']} MiB of junk ({figures['junk_rejected']:,} rejected rows): "
+          f"{figures['junk_seconds']:.1f} s, peak {figures['junk_peak_mib']:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -70,12 +70,15 @@ import csv
 import gzip
 import hashlib
 import re
+import shutil
+import stat
+import sys
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -205,6 +208,10 @@ _TAB_COLUMNS = {"gdelt2": (61,), "gdelt1": (57, 58)}
 
 _HEAD_BYTES = 1 << 16  # what format detection looks at
 _CHUNK = 1 << 20
+#: Rejected rows listed by line in an `ImportResult` (all are counted).
+MAX_REJECTIONS = 20
+#: DuckDB's memory while importing (`bench/import_bench.py` measures the peak).
+IMPORT_MEMORY = "200MB"
 _SAMPLE_LINES = 100
 _NO_DELIMITER = "\x1f"  # DuckDB must see one column per line; files with this byte are normalised
 _FIRST_DATE = date(1979, 1, 1)
@@ -230,7 +237,7 @@ class ImportResult:
     duplicate: int
     outside_region: int
     rejected: int
-    rejections: list[Rejection] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)  # the first MAX_REJECTIONS
 
     def as_dict(self) -> dict[str, Any]:
         """The counts as JSON-ready data (the rejections are not included)."""
@@ -305,15 +312,43 @@ def import_events(
     if fmt != "auto" and fmt not in FORMATS:
         raise ValueError(f"unknown event format {fmt!r}; expected one of {', '.join(FORMATS)}")
     codes = _region(region)
-    kind = _compression(path)
-    head = _head(path, kind)
-    layout = _layout(path, head, fmt)
+    # a bounded memory: a file of junk stages as many rows as it has lines, and DuckDB spills
+    # what does not fit to its temporary folder
+    con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'; SET enable_progress_bar = false")
     try:
         with tempfile.TemporaryDirectory(prefix="forecast-import-", dir=_scratch(con)) as tmp:
-            scan = _stage(con, path, kind, head, layout, codes, Path(tmp))
-        return _merge(con, path, layout, codes, scan)
+            source = _readable(path, Path(tmp))
+            try:
+                kind = _compression(source)
+                head = _head(source, kind)
+                layout = _layout(source, head, fmt)
+                scan = _stage(con, source, kind, head, layout, codes, Path(tmp))
+            except EventFormatError as exc:  # name the file the user gave, not the copy
+                raise EventFormatError(str(exc).replace(str(source), str(path))) from exc
+            return _merge(con, path, layout, codes, scan)
     finally:
-        con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged")
+        con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged; "
+                    "RESET memory_limit")
+
+
+def _readable(path: Path, tmp: Path) -> Path:
+    """`path` if it is a regular file; a pipe, FIFO, `-` (standard input) or device is read once,
+    in chunks, into a file in `tmp` (it could not be read again), and that file is returned."""
+    if str(path) != "-":
+        try:
+            if stat.S_ISREG(path.stat().st_mode):
+                return path
+        except OSError as exc:
+            raise EventFormatError(
+                f"{path}: expected an event file, found {_oserror(exc)}") from exc
+    copy = tmp / "stream"
+    try:
+        with (nullcontext(sys.stdin.buffer) if str(path) == "-" else path.open("rb")) as src, \
+                copy.open("wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
+    except OSError as exc:
+        raise EventFormatError(f"{path}: could not read it whole ({_oserror(exc)})") from exc
+    return copy
 
 
 def filter_sql(
@@ -832,10 +867,11 @@ def _merge(
         "SELECT count(*), count(reason), count(*) FILTER (WHERE reason IS NULL AND NOT in_region) "
         "FROM _staged"
     ).fetchone() or (0, 0, 0)
-    rejections = [
+    rejections = [  # the first few only: a file of junk must not fill the memory
         Rejection(int(line), _printable(reason))
         for line, reason in con.execute(
-            "SELECT line, reason FROM _staged WHERE reason IS NOT NULL ORDER BY line"
+            "SELECT line, reason FROM _staged WHERE reason IS NOT NULL ORDER BY line LIMIT ?",
+            [MAX_REJECTIONS],
         ).fetchall()
     ]
     if layout.header and read == 0:
