@@ -320,7 +320,7 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
                                       each=each)
     results = [r.as_dict() for r in imported]
     for r in resolved:
-        click.echo(f"resolved: {_resolution_line(r)}", err=True)
+        click.echo(f"resolved: {r.line()}", err=True)
     if as_json:
         emit_json(results if len(results) > 1 else results[0])
     else:
@@ -529,7 +529,7 @@ def history(ctx: click.Context, question: str | None, as_json: bool) -> None:
         click.echo(f"{r['as_of']}  {r['question']:<42} {r['probability']:>7.1%}  "
                    f"{low:>6.1%}–{high:<8.1%} {r['status']}{flag}")
     if question is not None:
-        click.echo("\n".join(["Resolutions:", *map(_resolution_line, trail)]) if trail
+        click.echo("\n".join(["Resolutions:", *(r.line() for r in trail)]) if trail
                    else "Resolutions: none (open)")
 
 
@@ -626,24 +626,19 @@ def resolve(ctx: click.Context, question: str, state: str | None, day, note: str
         q = resolution.find_question(load_priors(ws.priors_dir), question)
         rows = resolution.workspace_trail(ws, q.id)
         if as_json:
-            emit_json(rows)
+            emit_json([r.as_dict() for r in rows])
         else:
             _, evidence = resolution.workspace_verdict(ws, q, today=_today())
-            click.echo("\n".join(map(_resolution_line, rows)) or f"{q.id}: open ({evidence})")
+            click.echo("\n".join(r.line() for r in rows) or f"{q.id}: open ({evidence})")
         return
     row, warnings = resolution.resolve(ws, question, state, day=day and day.date(), note=note,
                                        today=_today())
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     if as_json:
-        emit_json(row)
+        emit_json(row.as_dict())
     else:
-        click.echo(_resolution_line(row) + "\nThe next `forecast update` uses it.")
-
-
-def _resolution_line(r: dict[str, Any]) -> str:
-    return (f"{r['question']}: {r['state']} on {r['resolved_on'] or '-'} {r['evidence']} "
-            f"[{r['method']}, {r['resolved_by']}]")
+        click.echo(row.line() + "\nThe next `forecast update` uses it.")
 
 
 @main.command()
@@ -663,9 +658,9 @@ def judge(ctx: click.Context, question: str, probability: float, note: str | Non
 
     row = judgment.judge(_workspace(ctx), question, probability, note=note)
     if as_json:
-        emit_json(row)
+        emit_json(row.as_dict())
     else:
-        click.echo(f"{row['question']}: your judgment {probability:.1%} is recorded.")
+        click.echo(f"{row.question}: your judgment {probability:.1%} is recorded.")
 
 
 @main.command()

@@ -107,14 +107,14 @@ def score_workspace(con: duckdb.DuckDBPyConnection, priors: Priors, *,
             forecasts.setdefault(row["question"], []).append((row["as_of"], row["probability"]))
     rows, pending = [], []
     for ident, q in questions.items():
-        state = states.get(ident, {}).get("state", "open")
+        state = states[ident].state if ident in states else "open"
         if state in ("open", "annulled"):
             pending.append({"question": ident, "state": state, "reason": state})
             continue
         if q.deadline > today:
             pending.append({"question": ident, "state": state, "reason": "deadline not passed"})
             continue
-        closes = min(q.deadline, states[ident]["resolved_on"] or q.deadline)
+        closes = min(q.deadline, states[ident].resolved_on or q.deadline)
         made = sorted((d, p) for d, p in forecasts.get(ident, []) if d < closes)
         if not made:
             pending.append({"question": ident, "state": state,

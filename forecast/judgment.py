@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
@@ -43,19 +44,33 @@ def pooled(model: float, judgment: float | None, aggregation: Aggregation) -> fl
                 extremize=aggregation.extremize)
 
 
+@dataclass(frozen=True)
+class Judgment:
+    """The forecaster's own probability for a question (a row of the ``judgments`` table)."""
+
+    question: str
+    probability: float
+    note: str | None
+    judged_by: str
+    recorded_at: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def record(con: duckdb.DuckDBPyConnection, question: str, probability: float, *,
-           note: str | None, by: str) -> dict[str, Any]:
+           note: str | None, by: str) -> Judgment:
     """Record the forecaster's probability for `question`."""
     if not 0 < probability < 1:
         raise QuestionError(f"a judgment must be strictly between 0 and 1, got {probability:g}")
-    con.execute("INSERT INTO judgments (question, probability, note, judged_by) "
-                "VALUES (?, ?, ?, ?)", [question, probability, note, by])
-    return {"question": question, "probability": probability, "note": note, "judged_by": by,
-            "recorded_at": dt.datetime.now().isoformat(timespec="seconds")}
+    (recorded_at,) = con.execute(
+        "INSERT INTO judgments (question, probability, note, judged_by) VALUES (?, ?, ?, ?) "
+        "RETURNING recorded_at", [question, probability, note, by]).fetchone() or (None,)
+    return Judgment(question, probability, note, by, recorded_at)
 
 
 def judge(ws: Workspace, question: str, probability: float, *,
-          note: str | None) -> dict[str, Any]:
+          note: str | None) -> Judgment:
     """Record the forecaster's probability for an open question of the workspace's priors, under
     the write lock; an unknown id is refused with a suggestion, a resolved question with its
     resolution (a judgment on it would never be submitted or scored)."""
@@ -64,11 +79,10 @@ def judge(ws: Workspace, question: str, probability: float, *,
 
     q = find_question(load_priors(ws.priors_dir), question)
     with ws.writing() as con:
-        state = current(con).get(q.id, {"state": "open"})
-        if state["state"] != "open":
-            raise QuestionError(f"{q.id} is resolved ({state['state']} on "
-                                f"{state['resolved_on']}): a judgment on it would never be "
-                                "submitted or scored")
+        state = current(con).get(q.id)
+        if state is not None and state.state != "open":
+            raise QuestionError(f"{q.id} is resolved ({state.state} on {state.resolved_on}): a "
+                                "judgment on it would never be submitted or scored")
         return record(con, q.id, probability, note=note, by=user())
 
 

@@ -24,7 +24,7 @@ import bisect
 import datetime as dt
 import getpass
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import duckdb
@@ -56,22 +56,43 @@ def find_question(priors: Priors, question: str) -> Question:
     return questions[question]
 
 
-def trail(con: duckdb.DuckDBPyConnection, question: str | None = None) -> list[dict[str, Any]]:
-    """Every recorded resolution row (of one question), oldest first; none before the first."""
+@dataclass(frozen=True)
+class Resolution:
+    """One recorded change of a question's state (a row of the ``resolutions`` table)."""
+
+    question: str
+    state: str  # open, yes, no or annulled
+    resolved_on: dt.date | None
+    method: str  # events, deadline or manual
+    evidence: str
+    resolved_by: str
+    recorded_at: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (f"{self.question}: {self.state} on {self.resolved_on or '-'} {self.evidence} "
+                f"[{self.method}, {self.resolved_by}]")
+
+
+def trail(con: duckdb.DuckDBPyConnection, question: str | None = None) -> list[Resolution]:
+    """Every recorded resolution (of one question), oldest first; none before the first."""
     if not history.has_table(con, "resolutions"):
         return []
     where, params = ("WHERE question = ?", [question]) if question else ("", [])
-    return history.query(con, f"SELECT * FROM resolutions {where} ORDER BY recorded_at, rowid",
-                        params)
+    names = [f.name for f in fields(Resolution)]
+    return [Resolution(*row) for row in con.execute(
+        f"SELECT {', '.join(names)} FROM resolutions {where} ORDER BY recorded_at, rowid",
+        params).fetchall()]
 
 
-def _latest(con: duckdb.DuckDBPyConnection, *, manual: bool) -> dict[str, dict[str, Any]]:
+def _latest(con: duckdb.DuckDBPyConnection, *, manual: bool) -> dict[str, Resolution]:
     """The latest row of every question, among the manual rows or among the automatic ones."""
-    return {row["question"]: row for row in trail(con)
-            if (row["method"] == "manual") == manual}
+    return {r.question: r for r in trail(con) if (r.method == "manual") == manual}
 
 
-def current(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+def current(con: duckdb.DuckDBPyConnection) -> dict[str, Resolution]:
     """The state in force of every question with a resolution row: the latest manual row if
     there is one, else the latest automatic row. Questions without rows are open."""
     return _latest(con, manual=False) | _latest(con, manual=True)
@@ -163,14 +184,14 @@ def verdicts(con: duckdb.DuckDBPyConnection, priors: Priors, *, until: dt.date,
                                events_until=known_until)
         if verdict.state != "open":
             out[q.id] = verdict
-    for ident, row in current(con).items():
-        if row["method"] == "manual" and row["resolved_on"] <= until:
-            out[ident] = Verdict(row["state"], row["resolved_on"])
+    for ident, r in current(con).items():
+        if r.method == "manual" and r.resolved_on is not None and r.resolved_on <= until:
+            out[ident] = Verdict(r.state, r.resolved_on)
     return out
 
 
 def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str,
-         today: dt.date | None = None) -> list[dict[str, Any]]:
+         today: dt.date | None = None) -> list[Resolution]:
     """Record the events' verdict as of `today` on every question whose automatic state changed
     ("awaiting data" is open); returns the new rows. Call inside a transaction, holding the
     workspace lock."""
@@ -182,7 +203,7 @@ def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str,
         verdict, evidence = by_events(con, priors, q, until=today, known=known)
         state = "open" if verdict.state == "awaiting data" else verdict.state
         before = latest_auto.get(q.id)
-        unchanged = (before["state"], before["resolved_on"]) == (state, verdict.day) if before \
+        unchanged = (before.state, before.resolved_on) == (state, verdict.day) if before \
             else state == "open"
         if not unchanged:
             new.append(_record(con, q.id, state, verdict.day,
@@ -192,8 +213,8 @@ def sync(con: duckdb.DuckDBPyConnection, priors: Priors, *, by: str,
 
 def resolve_by_hand(con: duckdb.DuckDBPyConnection, priors: Priors, question: str, state: str,
                     *, day: dt.date | None, note: str | None,
-                    today: dt.date) -> tuple[dict[str, Any], list[str]]:
-    """Record a resolution by hand; returns the row and warnings (e.g. the events disagree).
+                    today: dt.date) -> tuple[Resolution, list[str]]:
+    """Record a resolution by hand; returns it and warnings (e.g. the events disagree).
 
     Raises
     ------
@@ -227,16 +248,16 @@ def resolve_by_hand(con: duckdb.DuckDBPyConnection, priors: Priors, question: st
 
 
 def _record(con: duckdb.DuckDBPyConnection, question: str, state: str, day: dt.date | None,
-            method: str, evidence: str, by: str) -> dict[str, Any]:
-    con.execute("INSERT INTO resolutions (question, state, resolved_on, method, evidence, "
-                "resolved_by) VALUES (?, ?, ?, ?, ?, ?)",
-                [question, state, day, method, evidence, by])
-    return {"question": question, "state": state, "resolved_on": day, "method": method,
-            "evidence": evidence, "resolved_by": by}
+            method: str, evidence: str, by: str) -> Resolution:
+    (recorded_at,) = con.execute(
+        "INSERT INTO resolutions (question, state, resolved_on, method, evidence, resolved_by) "
+        "VALUES (?, ?, ?, ?, ?, ?) RETURNING recorded_at",
+        [question, state, day, method, evidence, by]).fetchone() or (None,)
+    return Resolution(question, state, day, method, evidence, by, recorded_at)
 
 
 def resolve(ws: Workspace, question: str, state: str, *, day: dt.date | None,
-            note: str | None, today: dt.date) -> tuple[dict[str, Any], list[str]]:
+            note: str | None, today: dt.date) -> tuple[Resolution, list[str]]:
     """`resolve_by_hand` in the workspace, under its write lock, in one transaction."""
     with ws.writing() as con:
         return resolve_by_hand(con, load_priors(ws.priors_dir), question, state, day=day,
@@ -244,7 +265,7 @@ def resolve(ws: Workspace, question: str, state: str, *, day: dt.date | None,
 
 
 def sync_workspace(ws: Workspace, con: duckdb.DuckDBPyConnection, *, by: str
-                   ) -> list[dict[str, Any]]:
+                   ) -> list[Resolution]:
     """`sync` on the workspace's store `con` (write lock held), in one transaction."""
     history.ensure_schema(con)
     with transaction(con):
@@ -261,7 +282,7 @@ def workspace_verdict(ws: Workspace, question: Question, *, today: dt.date
                          known=coverage(con, until=today))
 
 
-def workspace_trail(ws: Workspace, question: str) -> list[dict[str, Any]]:
+def workspace_trail(ws: Workspace, question: str) -> list[Resolution]:
     """`trail` of one question in the workspace's store (none before the store exists)."""
     if not ws.store_path.exists():
         return []

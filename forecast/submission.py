@@ -99,7 +99,7 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
     rows, records, resolved = [], [], []
     for r in latest:
         q = r["question"]
-        state = states.get(q, {}).get("state", "open")
+        state = states[q].state if q in states else "open"
         if r["status"] != "open" or state != "open":
             resolved.append(q)
             continue

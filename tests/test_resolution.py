@@ -33,7 +33,7 @@ def _import(ws, tmp_path, rows: str, name="e.csv"):
 
 def _states(ws):
     with ws.store() as con:
-        return {q: (r["state"], r["resolved_on"], r["method"])
+        return {q: (r.state, r.resolved_on, r.method)
                 for q, r in resolution.current(con).items()}
 
 
@@ -44,7 +44,7 @@ def test_an_event_meeting_the_rule_resolves_yes_on_its_day_and_its_unions_too(wo
     for q in (HYBRID_MID, HYBRID_END, ANY_MID):
         assert states[q] == ("yes", dt.date(2026, 3, 4), "events")
     assert PROXY_MID not in states  # still open: nothing recorded
-    assert {r["question"] for r in new} >= {HYBRID_MID, HYBRID_END, ANY_MID}
+    assert {r.question for r in new} >= {HYBRID_MID, HYBRID_END, ANY_MID}
     # a second sync with no new data records nothing
     assert _import(workspace, tmp_path, "2026-03-04,RUS,AZE,163,2,u1,sanctions\n", "b.csv") == []
 
@@ -61,8 +61,8 @@ def test_no_only_once_the_data_cover_the_deadline(workspace, tmp_path):
     assert PROXY_MID not in _states(workspace)  # the data stop a day before the deadline
     new = _import(workspace, tmp_path, "2026-06-30,AZE,TUR,042,1,u2,volume only\n", "b.csv")
     assert _states(workspace)[PROXY_MID] == ("no", dt.date(2026, 6, 30), "deadline")
-    assert any(r["question"] == PROXY_MID and "the data cover 2026-01-01 to 2026-06-30 without "
-               "a gap" in r["evidence"] for r in new)
+    assert any(r.question == PROXY_MID and "the data cover 2026-01-01 to 2026-06-30 without "
+               "a gap" in r.evidence for r in new)
     # an event after the deadline does not resolve the question
     _import(workspace, tmp_path, "2026-07-02,IRN,AZE,190,5,u3,after the deadline\n", "c.csv")
     assert _states(workspace)[PROXY_MID][0] == "no"
@@ -115,13 +115,13 @@ def test_a_resolution_by_hand_overrides_the_events_and_both_stay_in_the_trail(wo
         row, warnings = resolution.resolve_by_hand(con, priors, HYBRID_MID, "annulled",
                                                    day=None, note="miscoded event",
                                                    today=dt.date(2026, 11, 26))
-        assert row["resolved_on"] == dt.date(2026, 6, 30)  # today is after the deadline
+        assert row.resolved_on == dt.date(2026, 6, 30)  # today is after the deadline
         assert warnings == ["the events say yes (first event meeting the hybrid-retaliation rule "
                             "on 2026-03-04); your resolution 'annulled' overrides them"]
         trail = resolution.trail(con, HYBRID_MID)
         _, resolved = read_inputs(con, priors, dt.date(2026, 7, 5), 8)
-    assert [r["method"] for r in trail] == ["events", "manual"]
-    assert "miscoded event" in trail[1]["evidence"] and trail[1]["resolved_by"]
+    assert [r.method for r in trail] == ["events", "manual"]
+    assert "miscoded event" in trail[1].evidence and trail[1].resolved_by
     assert _states(workspace)[HYBRID_MID] == ("annulled", dt.date(2026, 6, 30), "manual")
     assert resolved[HYBRID_MID] == Verdict("annulled", dt.date(2026, 6, 30))
     assert resolved[HYBRID_END] == Verdict("yes", dt.date(2026, 3, 4))
