@@ -154,9 +154,11 @@ def bundled_priors() -> Path:
 PLATFORMS_TEMPLATE = (
     "# Tournament platforms for `forecast submit`: map your question ids to theirs.\n"
     "# [platforms.metaculus.questions]\n"
-    '# "hybrid-retaliation-by-2026-12-31" = 12345  # the question id, not the post id\n'
+    '# "hybrid-retaliation-by-2026-12-31" = 12345  # a question id\n'
+    '# "proxy-strikes-by-2026-12-31" = { post = 41234 }  # or the post id in its address\n'
     "# [platforms.forecastbench]  # organization, model, model_organization,\n"
-    "#                            # question_set, forecast_due_date, [..questions]\n")
+    '#                            # question_set ("<due date>-llm.json"), forecast_due_date,\n'
+    "#                            # [..questions]\n")
 
 
 def init_workspace(root: Path, *, example: bool = False,
