@@ -70,11 +70,11 @@ def fan_chart(cumulative: xr.DataArray, title: str, questions: list[dict], path:
     save_png(fig, path)
 
 
-def history_chart(rows: list[dict], title: str, path: Path,
-                  events: Sequence[dt.date] = ()) -> None:
+def history_chart(rows: list[dict], title: str, path: Path, events: Sequence[dt.date] = (),
+                  start: dt.date | None = None) -> None:
     """Each question's recorded probability by as-of date as a step (a forecast holds until the
     next update), with its 90% interval, and the days of the events that meet the scenario's
-    rule."""
+    rule; from `start` (the questions' opening) when it is earlier than the first update."""
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
     for question in sorted({r["question"] for r in rows}):
         mine = sorted((r for r in rows if r["question"] == question), key=lambda r: r["as_of"])
@@ -85,7 +85,8 @@ def history_chart(rows: list[dict], title: str, path: Path,
         ax.fill_between(days, [r["interval"][0] for r in mine], [r["interval"][1] for r in mine],
                         color=line.get_color(), alpha=0.15, step="post")
     days = sorted({np.datetime64(r["as_of"], "D") for r in rows})
-    low, high = days[0] - np.timedelta64(14, "D"), days[-1] + np.timedelta64(14, "D")
+    first = min(days[0], np.datetime64(start, "D")) if start else days[0]
+    low, high = first - np.timedelta64(14, "D"), days[-1] + np.timedelta64(14, "D")
     shown = [np.datetime64(d, "D") for d in events if low <= np.datetime64(d, "D") <= high]
     for i, day in enumerate(shown):
         ax.axvline(day, color="tab:red", ls="--", lw=1,  # type: ignore[arg-type]

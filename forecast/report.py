@@ -279,10 +279,11 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
             doc.para("Its questions resolved YES: the chart shows the chance of a further event, "
                      "not of these questions.", "note")
         hist = out / f"history-{scenario.id}.png"
-        opened = {r["question"] for r in is_open} or {r["question"] for r in mine}
-        plots.history_chart([r for r in every if r["question"] in opened],
+        shown = {r["question"] for r in is_open} or {r["question"] for r in mine}
+        start = min(q.opened for q in scenario.questions)
+        plots.history_chart([r for r in every if r["question"] in shown],
                             f"{scenario.title}: forecast history", hist,
-                            _rule_days(ws, priors, members, since, as_of))
+                            _rule_days(ws, priors, members, min(since, start), as_of), start)
         doc.image(hist, f"Forecast history of {scenario.title}")
         if scenario.resolution:
             doc.para(f"Resolves YES on: {scenario.resolution.describe()}.")

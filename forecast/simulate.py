@@ -72,6 +72,9 @@ def draw_parameters(rng: np.random.Generator, n_scenarios: int, n_indicators: in
     }
 
 
+POISSON_MAX = 1e15
+
+
 def plausible(world: World) -> bool:
     """Whether a simulated world looks like a feed the toolkit could meet: every indicator
     averages fewer events a week than the feed's whole volume, and no scenario fires more than
@@ -138,9 +141,11 @@ def simulate_world(rng: np.random.Generator, scenarios: list[str], indicators: l
     mean = exposure * np.exp(params["mu"][:, None] + params["lambda"][:, None] * x)
     # NegBin(mean, alpha = 1/phi) as a Poisson-Gamma mixture
     shape = 1 / (params["phi"][:, None] + PHI_FLOOR)
-    indicator = rng.poisson(rng.gamma(shape, mean / shape))
+    # an extreme draw of the broad priors can ask numpy for more than it can count: such a
+    # world is cut at POISSON_MAX a week and rejected by `plausible`, not a crash
+    indicator = rng.poisson(np.minimum(rng.gamma(shape, mean / shape), POISSON_MAX))
     rate = np.exp(params["beta"][:, None] + params["gamma"][:, None] * x)
-    scenario = rng.poisson(params["on"][:, None] * rate)
+    scenario = rng.poisson(np.minimum(params["on"][:, None] * rate, POISSON_MAX))
     # the volume is the exposure the counts were drawn with (in the model's worlds drawn from
     # the wide priors, indicator counts can exceed it; the example world keeps them below)
     series = make_series(weeks, dict(zip(scenarios, scenario, strict=True)),

@@ -303,6 +303,19 @@ def test_a_simulated_counter_scenario_can_be_on_without_retaliation():
     assert world.series.counter.values.tolist() == [False, True]
 
 
+def test_an_extreme_draw_is_an_implausible_world_not_a_crash():
+    """numpy's Poisson refuses means past ~9e18 ("lam value too large"), which the broad priors
+    can reach: the world must come out, and be rejected."""
+    from forecast.simulate import plausible
+
+    weeks = week_ends(dt.date(2024, 1, 1), dt.date(2025, 1, 1))
+    params = {"rho": 0.9, "mu": np.array([60.0]), "lambda": np.zeros(1), "phi": np.ones(1),
+              "beta": np.array([50.0]), "gamma": np.zeros(1), "channel": np.ones(1),
+              "retaliation": 1.0}
+    world = simulate_world(np.random.default_rng(0), ["a"], ["k"], weeks, params=params)
+    assert not plausible(world)
+
+
 def test_simulated_worlds_are_reproducible():
     weeks = week_ends(dt.date(2024, 1, 1), dt.date(2025, 1, 1))
     a = simulate_world(np.random.default_rng(5), ["s1", "s2"], ["k"], weeks)
