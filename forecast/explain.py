@@ -17,6 +17,10 @@ After a single update there is no A: the update is explained against the documen
 forecast of each question from the claims without any event (`forecast.prior_check`), and
 steps 2-4 start from no event known at all (every week with data taken as quiet).
 
+An explanation is kept in the workspace's posteriors folder, named by what it depends on (both
+runs, the imports, the resolutions by hand, the code), so asking again (for one question, or in
+`forecast report --explain`) refits nothing.
+
 The contributions telescope: previous + sum(contributions) + residual = latest, exactly. Each
 contribution depends on the order of the steps (an interaction is credited to the later step),
 and is subject to the Monte Carlo error of two fits; both are the price of an exact sum.
@@ -25,9 +29,10 @@ and is subject to the Monte Carlo error of two fits; both are the price of an ex
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,7 @@ import xarray as xr
 from forecast import history, posterior, resolution
 from forecast.errors import ForecastError
 from forecast.events import list_events
+from forecast.files import atomic_write
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import Verdict, forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs
@@ -104,8 +110,40 @@ def explain(ws: Workspace, question: str | None = None) -> Explanation:
         rows_before, rows_after = ({r["question"]: r for r in history.question_rows(
             con, run_id=run["run_id"])} if run else {} for run in (before, after))
         (first_event,) = con.execute("SELECT min(date) FROM events").fetchone() or (None,)
+        cache = ws.posteriors_dir / f"explain-{_key(con, before, after)}.json"
     if question is not None and question not in rows_after:
         raise ForecastError(f"unknown question '{question}'; known: {', '.join(rows_after)}")
+    if cache.is_file():
+        full = _read(cache)
+    else:
+        full = _explain_all(ws, before, after, rows_before, rows_after, first_event)
+        atomic_write(cache, json.dumps(full.as_dict(), default=str))
+    return replace(full, questions=[q for q in full.questions
+                                    if question is None or q["question"] == question])
+
+
+def _key(con: Any, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
+    """What an explanation depends on: both runs (data, priors, code), and the store's imports
+    and resolutions by hand (events imported since B enter its counterfactuals)."""
+    h = hashlib.sha256(repr((before and before["run_id"], after["run_id"],
+                             posterior.code_version())).encode())
+    for sql in ("SELECT sha256 FROM imports ORDER BY ALL",
+                "SELECT question, state, resolved_on FROM resolutions WHERE method = 'manual' "
+                "ORDER BY ALL"):
+        h.update(repr(con.execute(sql).fetchall()).encode())
+    return h.hexdigest()[:16]
+
+
+def _read(path: Path) -> Explanation:
+    data = json.loads(path.read_text())
+    day = {k: data[k] and dt.date.fromisoformat(data[k]) for k in ("previous_as_of", "as_of")}
+    return Explanation(**{**data, **day})
+
+
+def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, Any],
+                 rows_before: dict[str, dict], rows_after: dict[str, dict],
+                 first_event: dt.date | None) -> Explanation:
+    """The explanation of every question (`explain`)."""
     trees = [posterior.open_run(ws, r) for r in (before, after) if r is not None]
     if any("priors_files" not in t.attrs for t in trees):
         raise ForecastError("the posterior of an update has no copy of its priors (made by an "
@@ -153,9 +191,8 @@ def explain(ws: Workspace, question: str | None = None) -> Explanation:
         steps.append(("new scenario events and resolutions",
                       _probabilities(priors, latest, as_of_b, resolved_latest, sampler,
                                      compiled)))
-    wanted = [question] if question else list(rows_after)
     out = []
-    for q in wanted:
+    for q in rows_after:
         level, contributions = previous.get(q), {}
         for cause, probabilities in steps:
             if level is not None:

@@ -96,3 +96,19 @@ def test_a_single_update_is_explained_against_the_claims_alone(runner, fitted_ex
                  if x.endswith("(refit vs recorded)")]
     assert len(residuals) == 21 and set(residuals) <= {"+0.0", "-0.0"}
     assert "passage of time (quiet weeks)" in text.stdout
+
+
+@pytest.mark.slow
+def test_an_explanation_is_kept_and_asked_again_without_refitting(explained, fitted_example,
+                                                                  monkeypatch):
+    """`explain QUESTION` and `report --explain` after `explain` used to refit every cause."""
+    import forecast.explain as module
+    from forecast.workspace import open_workspace
+
+    data, _text = explained
+    assert list((fitted_example / "posteriors").glob("explain-*.json"))
+    monkeypatch.setattr(module, "_explain_all", lambda *a: pytest.fail("refitted"))
+    again = module.explain(open_workspace(fitted_example), "hybrid-retaliation-by-2027-12-31")
+    assert json.loads(json.dumps(again.as_dict(), default=str)) == {
+        **data, "questions": [q for q in data["questions"]
+                              if q["question"] == "hybrid-retaliation-by-2027-12-31"]}
