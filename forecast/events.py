@@ -572,15 +572,16 @@ def _layout(path: Path, head: bytes, fmt: str) -> _Layout:
     if not sample:
         raise EventFormatError(f"{path}: expected {_EXPECTED[fmt]}, found an empty file")
     first = lines[0].removeprefix("\ufeff")
-    csv_header = [name.strip() for name in next(csv.reader([first]))]
-    tsv_header = [name.strip() for name in first.split("\t")]
+    # header names in any case (an export opened and saved by a spreadsheet may upper-case them)
+    csv_header = [name.strip().lower() for name in next(csv.reader([first]))]
+    tsv_header = [name.strip().lower() for name in first.split("\t")]
     headers = {"native": csv_header, "acled": csv_header, "icews": tsv_header}
     required = {"native": _NATIVE_COLUMNS, "acled": _ACLED_COLUMNS, "icews": _ICEWS_COLUMNS}
     counts = [(i, len(line.split("\t"))) for i, line in sample[:_SAMPLE_LINES]]
 
     def fits(candidate: str) -> bool:
         if candidate in headers:
-            return set(required[candidate]) <= set(headers[candidate])
+            return {c.lower() for c in required[candidate]} <= set(headers[candidate])
         good = sum(n in _TAB_COLUMNS[candidate] for _, n in counts)
         return 2 * good >= len(counts)
 
@@ -602,6 +603,13 @@ def _layout(path: Path, head: bytes, fmt: str) -> _Layout:
     return _Layout(fmt, False, _TAB_COLUMNS[fmt])
 
 
+class _Columns(dict):
+    """Header names to fields, looked up in any case."""
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+
 def _fields(layout: _Layout) -> dict[str, str]:
     """SQL for the raw fields of one row, over ``f`` (its fields, 1-based) and ``n`` (their count).
 
@@ -610,7 +618,7 @@ def _fields(layout: _Layout) -> dict[str, str]:
     reason, checked after the column count) and ``added`` (the day the feed coded the row, as
     YYYYMMDD, where the feed says).
     """
-    col = {name: f"f[{i}]" for name, i in layout.names.items()}
+    col = _Columns({name: f"f[{i}]" for name, i in layout.names.items()})
     none = "NULL::VARCHAR"
     if layout.fmt in ("gdelt1", "gdelt2"):
         gdelt2 = layout.fmt == "gdelt2"
@@ -631,7 +639,9 @@ def _fields(layout: _Layout) -> dict[str, str]:
             "added": "left(f[60], 8)" if gdelt2 else "f[57]",
         }
     if layout.fmt == "icews":
-        place = ", ".join(f"nullif({col[c]}, '')" for c in ("City", "Province", "Country"))
+        # ICEWS writes a missing value as NA
+        place = ", ".join(f"nullif(nullif({col[c]}, ''), 'NA')"
+                          for c in ("City", "Province", "Country"))
         return {
             "oid": col["Event ID"],
             "d": col["Event Date"],
@@ -653,9 +663,8 @@ def _fields(layout: _Layout) -> dict[str, str]:
         return {
             "oid": f"nullif({col['event_id_cnty']}, '')",
             "d": col["event_date"],
-            "a1": _acled_actor(col["actor1"], col["country"]),
-            "a2": f"CASE WHEN {col['actor2']} <> '' THEN "
-            f"{_acled_actor(col['actor2'], col['country'])} END",
+            "a1": _acled_actor(col["actor1"]),
+            "a2": _acled_actor(col["actor2"]),
             "root": none,
             "code": f"{_ACLED_MAP}[{kind}]",
             "gold": none,  # ACLED has no Goldstein value
@@ -682,12 +691,12 @@ def _fields(layout: _Layout) -> dict[str, str]:
     }
 
 
-def _acled_actor(actor: str, country: str) -> str:
+def _acled_actor(actor: str) -> str:
     """An ACLED actor's country: the first country named in the actor's name ("Military Forces of
-    Russia (2000-)", "Protesters (Azerbaijan)"), else the country where the event took place (an
-    actor of no stated nationality is taken to be local)."""
+    Russia (2000-)", "Protesters (Azerbaijan)"), else unknown (NULL): never the country where
+    the event took place (unidentified forces striking Iranian forces in Syria are not Syrian)."""
     named = f"regexp_extract({actor}, {_sql_str(_COUNTRY_REGEX)}, 1)"
-    return f"coalesce({_COUNTRY_MAP}[{named}], {_COUNTRY_MAP}[{country}])"
+    return f"{_COUNTRY_MAP}[{named}]"
 
 
 def _dates(fmt: str) -> str:
@@ -698,7 +707,9 @@ def _dates(fmt: str) -> str:
         "gdelt2": [("[0-9]{8}", "'%Y%m%d'")],
         "icews": [iso],
         "native": [iso],
-        "acled": [iso, ("[0-9]{1,2} [A-Za-z]+ [0-9]{4}", "['%d %B %Y', '%d %b %Y']")],
+        "acled": [iso, ("[0-9]{1,2} [A-Za-z]+ [0-9]{4}", "['%d %B %Y', '%d %b %Y']"),
+                  ("[0-9]{1,2}-[A-Za-z]+-[0-9]{4}", "['%d-%B-%Y', '%d-%b-%Y']"),
+                  ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{2}", "'%d-%b-%y'")],  # 9-May-20
     }[fmt]
     cases = " ".join(
         f"WHEN regexp_full_match(d, '{pattern}') THEN try_strptime(d, {form})"

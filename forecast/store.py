@@ -6,7 +6,8 @@ Tables
     ``key``/``value`` pairs; ``schema_version`` says which layout the file has.
 ``events``
     One row per distinct event. The deduplication key is (``date``, ``actor1``, ``actor2``,
-    ``event_code``, ``location``, ``source_url``), NULLs comparing equal; ``duplicates`` counts
+    ``event_code``, ``location``, ``source_url``), NULLs comparing equal, and for a curated feed
+    (ACLED) also its own event id, so two of its events are never merged; ``duplicates`` counts
     the further source rows that had the same key, so ``1 + duplicates`` is the number of source
     rows behind an event. ``file``, ``line`` and ``original_id`` point at the first source row
     that was stored.
@@ -69,6 +70,12 @@ EVENT_COLUMNS = (
 )
 
 DEDUP_KEY = ("date", "actor1", "actor2", "event_code", "location", "source_url")
+
+
+def _identity(table: str = "") -> str:
+    """SQL: the event id of a curated feed (ACLED's event_id_cnty), NULL for machine-coded ones:
+    two rows of a curated feed with different ids are never one event, whatever they share."""
+    return f"CASE WHEN {table}source_format = 'acled' THEN {table}original_id END"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
@@ -317,8 +324,9 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
     there; among the new rows sharing a deduplication key the one with the lowest line becomes the
     event unless the key is already stored, and the others raise that event's ``duplicates``.
     """
-    key_match = " AND ".join(f"e.{c} IS NOT DISTINCT FROM g.{c}" for c in DEDUP_KEY)
-    key = ", ".join(DEDUP_KEY)
+    key_match = " AND ".join([*(f"e.{c} IS NOT DISTINCT FROM g.{c}" for c in DEDUP_KEY),
+                              f"{_identity('e.')} IS NOT DISTINCT FROM g.identity"])
+    key = ", ".join([*DEDUP_KEY, f"{_identity()} AS identity"])
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "duplicates")
     total = _count(con, f"SELECT count(*) FROM {rows}")
     fresh = f"{rows} WHERE line NOT IN (SELECT line FROM event_sources WHERE sha256 = ?)"

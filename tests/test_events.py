@@ -1,3 +1,4 @@
+import csv
 import gzip
 import tempfile
 import zipfile
@@ -255,8 +256,8 @@ def test_icews(con: duckdb.DuckDBPyConnection) -> None:
 def test_acled(con: duckdb.DuckDBPyConnection) -> None:
     assert detect_format(ACLED) == "acled"
     result = import_events(con, ACLED)
-    assert (result.read, result.imported, result.duplicate) == (9, 5, 0)
-    assert (result.outside_region, result.rejected) == (1, 3)  # line 7: protest in France
+    assert (result.read, result.imported, result.duplicate) == (9, 4, 0)
+    assert (result.outside_region, result.rejected) == (2, 3)  # 7: France; 10: no nationality
     assert result.rejections == [
         Rejection(5, "no CAMEO code for ACLED event type 'Strategic developments: Other'"),
         Rejection(6, "bad date '31 Foo 2025'"),
@@ -270,17 +271,8 @@ def test_acled(con: duckdb.DuckDBPyConnection) -> None:
         (3, date(2025, 5, 16), "AZE", None, "141", 1, "Baku, Baku, Azerbaijan", "AZE1002"),
         (4, date(2025, 5, 17), "UKR", "RUS", "195", 1, "Belgorod, Belgorod, Russia", "RUS1003"),
         (9, date(2025, 5, 19), "ARM", "ARM", "145", 3, "Yerevan, Yerevan, Armenia", "ARM1008"),
-        # Actors without a stated nationality are taken to be local (the event's country).
-        (
-            10,
-            date(2025, 5, 20),
-            "GEO",
-            "GEO",
-            "180",
-            1,
-            "Zugdidi, Samegrelo-Zemo Svaneti, Georgia",
-            "GEO1009",
-        ),
+        # line 10: an unidentified group and civilians, of no stated nationality, are not taken
+        # to be Georgian: outside the region
     ]
 
 
@@ -692,3 +684,39 @@ def test_rejected_rows_are_counted_not_kept(runner, workspace, tmp_path: Path) -
                                  str(path)])
     assert shown.stderr.count("rejected: ") == MAX_REJECTIONS
     assert f"{path}: ... and 80 more rejected rows" in shown.stderr
+
+
+def test_an_acled_export_as_written_in_2020(con: duckdb.DuckDBPyConnection) -> None:
+    """A real 2020 export (31 columns of then, dates like 9-May-20, CRLF) imported 0 of its
+    in-region events (every date was bad); an upper-case header was refused; two distinct
+    events (different event_id_cnty, same town and day) were merged; unidentified forces striking
+    Iranian forces in Syria were stored SYR -> IRN."""
+    path = DATA / "acled-2020-export.csv"
+    with path.open(newline="") as f:  # the expected rows, read with Python's csv module
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and b"\r\n" in path.read_bytes()
+    assert detect_format(path) == "acled"
+    result = import_events(con, path)
+    assert (result.read, result.imported, result.duplicate, result.rejected) == (4, 4, 0, 0)
+    stored = con.execute("SELECT original_id, date, actor1, actor2 FROM events ORDER BY line")
+    assert stored.fetchall() == [
+        ("AZE301", date(2020, 5, 9), "AZE", None),
+        ("AZE302", date(2020, 5, 9), "AZE", None),  # the same day and town, another event
+        ("SYR5001", date(2020, 5, 12), None, "IRN"),  # the striking forces are not Syrian
+        ("ARM201", date(2020, 5, 15), "ARM", "ARM"),
+    ]
+    assert [r["EVENT_ID_CNTY"] for r in rows] == ["AZE301", "AZE302", "SYR5001", "ARM201"]
+
+
+def test_icews_na_is_missing(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    """ICEWS writes a missing value as NA; it was stored as text ("NA, NA, Russian Federation")."""
+    lines = ICEWS.read_text().splitlines()
+    header = lines[0].split("\t")
+    row = lines[1].split("\t")
+    for name in ("City", "Province"):
+        row[header.index(name)] = "NA"
+    path = tmp_path / "icews-na.tsv"
+    path.write_text("\n".join([lines[0], "\t".join(row)]) + "\n")
+    import_events(con, path)
+    ((location,),) = con.execute("SELECT location FROM events").fetchall()
+    assert "NA" not in (location or "").split(", ")
