@@ -74,6 +74,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -81,7 +82,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -97,52 +98,57 @@ FORMATS = ("gdelt1", "gdelt2", "icews", "acled", "native")
 
 #: Country names used by ICEWS (country columns) and ACLED (actor names, ``country``) mapped to
 #: CAMEO codes. A name not listed maps to NULL: such an actor is never in the region.
-COUNTRY_CODES: dict[str, str] = {
+#: Country names the feeds write that ISO 3166 (pycountry) does not hold: former and short names,
+#: and entities outside it, with the codes the CAMEO coding uses for them.
+NAME_ALIASES: dict[str, str] = {
     "Russia": "RUS",
-    "Russian Federation": "RUS",
-    "Azerbaijan": "AZE",
-    "Iran": "IRN",
-    "Islamic Republic of Iran": "IRN",
-    "Armenia": "ARM",
-    "Georgia": "GEO",
     "Turkey": "TUR",
-    "Türkiye": "TUR",
-    "Turkiye": "TUR",
-    "Ukraine": "UKR",
-    "Belarus": "BLR",
-    "Moldova": "MDA",
-    "Kazakhstan": "KAZ",
-    "Turkmenistan": "TKM",
-    "Uzbekistan": "UZB",
-    "Kyrgyzstan": "KGZ",
-    "Tajikistan": "TJK",
-    "Afghanistan": "AFG",
-    "Pakistan": "PAK",
-    "India": "IND",
-    "China": "CHN",
-    "Syria": "SYR",
-    "Iraq": "IRQ",
-    "Israel": "ISR",
-    "Lebanon": "LBN",
-    "Saudi Arabia": "SAU",
-    "Qatar": "QAT",
-    "United Arab Emirates": "ARE",
-    "Egypt": "EGY",
-    "United States": "USA",
-    "United States of America": "USA",
-    "United Kingdom": "GBR",
-    "France": "FRA",
-    "Germany": "DEU",
-    "Poland": "POL",
-    "Greece": "GRC",
-    "Cyprus": "CYP",
-    "Bulgaria": "BGR",
-    "Estonia": "EST",
-    "Latvia": "LVA",
-    "Lithuania": "LTU",
-    "Finland": "FIN",
-    "Japan": "JPN",
+    "Macedonia": "MKD",
+    "Ivory Coast": "CIV",
+    "Burma": "MMR",
+    "Swaziland": "SWZ",
+    "Cape Verde": "CPV",
+    "East Timor": "TLS",
+    "Vatican City": "VAT",
+    "Micronesia": "FSM",
+    "Brunei": "BRN",
+    "Palestine": "PSE",
+    "Occupied Palestinian Territory": "PSE",
+    "Democratic Republic of Congo": "COD",
+    "Republic of Congo": "COG",
+    "Kosovo": "XKX",
+    "Serbia and Montenegro": "SCG",
+    "Yugoslavia": "YUG",
+    "Soviet Union": "SUN",
 }
+
+
+def _normal(name: str) -> str:
+    """A country name as compared: without accents, in lower case, spaces collapsed (the SQL
+    twin is `_normal_sql`)."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.lower().split())
+
+
+def _normal_sql(expr: str) -> str:
+    return f"lower(trim(regexp_replace(strip_accents({expr}), '\\s+', ' ', 'g')))"
+
+
+@cache
+def country_names() -> dict[str, str]:
+    """Every country name a feed may write (normalised by `_normal`) -> its CAMEO country code,
+    which for a country is its ISO 3166 alpha-3 code: the names, official names and common
+    names of pycountry's ISO 3166 table, and `NAME_ALIASES`."""
+    import pycountry
+
+    names = {}
+    for country in pycountry.countries:
+        for attr in ("name", "official_name", "common_name"):
+            if text := getattr(country, attr, None):
+                names[_normal(text)] = country.alpha_3
+    return names | {_normal(name): code for name, code in NAME_ALIASES.items()}
+
 
 #: ACLED (event_type, sub_event_type) -> CAMEO code, the nearest CAMEO event form. ACLED types
 #: missing here (Strategic developments: Change to group/activity, Headquarters or base
@@ -645,8 +651,8 @@ def _fields(layout: _Layout) -> dict[str, str]:
         return {
             "oid": col["Event ID"],
             "d": col["Event Date"],
-            "a1": f"{_COUNTRY_MAP}[{col['Source Country']}]",
-            "a2": f"{_COUNTRY_MAP}[{col['Target Country']}]",
+            "a1": _country(col["Source Country"]),
+            "a2": _country(col["Target Country"]),
             "root": none,
             "code": col["CAMEO Code"],
             "gold": col["Intensity"],
@@ -691,12 +697,17 @@ def _fields(layout: _Layout) -> dict[str, str]:
     }
 
 
+def _country(name: str) -> str:
+    """SQL: the CAMEO country code of a country's name as a feed writes it (NULL if none)."""
+    return f"{_country_map()}[{_normal_sql(name)}]"
+
+
 def _acled_actor(actor: str) -> str:
     """An ACLED actor's country: the first country named in the actor's name ("Military Forces of
     Russia (2000-)", "Protesters (Azerbaijan)"), else unknown (NULL): never the country where
     the event took place (unidentified forces striking Iranian forces in Syria are not Syrian)."""
-    named = f"regexp_extract({actor}, {_sql_str(_COUNTRY_REGEX)}, 1)"
-    return f"{_COUNTRY_MAP}[{named}]"
+    named = f"regexp_extract({_normal_sql(actor)}, {_sql_str(_names_regex(country_names()))}, 1)"
+    return f"{_country_map()}[{named}]"
 
 
 def _dates(fmt: str) -> str:
@@ -728,8 +739,9 @@ def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
         # the regex stop there instead of reading the whole line.
         field = "[^\t]*\t"
         return f"regexp_matches(text, '^(?:{field}){{7}}{codes}\t|^(?:{field}){{17}}{codes}\t')"
-    names = {name: code for name, code in COUNTRY_CODES.items() if code in region}
-    return f"regexp_matches(text, {_sql_str(_names_regex(names))})" if names else "FALSE"
+    names = {name: code for name, code in country_names().items() if code in region}
+    return (f"regexp_matches({_normal_sql('text')}, {_sql_str(_names_regex(names))})" if names
+            else "FALSE")
 
 
 def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str, ...]) -> str:
@@ -982,6 +994,11 @@ def _oserror(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-_COUNTRY_MAP = _sql_map(COUNTRY_CODES)
-_COUNTRY_REGEX = _names_regex(COUNTRY_CODES)
+
+
+@cache
+def _country_map() -> str:
+    return _sql_map(country_names())
+
+
 _ACLED_MAP = _sql_map({f"{kind}: {sub}": code for (kind, sub), code in ACLED_CAMEO.items()})
