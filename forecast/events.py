@@ -220,6 +220,8 @@ MAX_REJECTIONS = 20
 IMPORT_MEMORY = "200MB"
 _SAMPLE_LINES = 100
 _NO_DELIMITER = "\x1f"  # DuckDB must see one column per line; files with this byte are normalised
+_JOINED = "\x1e"  # a line joined to the CSV record above it (`_Records`); not a row
+_MAX_RECORD_LINES = 50  # lines one CSV record may span (a quoted field with line feeds)
 _FIRST_DATE = date(1979, 1, 1)
 _CSV_FIELD = r',("(?:[^"]|"")*"|[^,]*)'  # one field after a comma; the line gets a leading comma
 
@@ -506,34 +508,84 @@ class _Scan:
     sha256: str
     lines: int
     clean: bool
+    joined: int = 0  # lines joined to the CSV record above them (`_Records`)
 
 
-def _scan(src: IO[bytes], out: IO[bytes] | None = None) -> _Scan:
+def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = False) -> _Scan:
     """Hash and count lines of `src`; with `out`, also write its normalised text there.
 
     Lines end at line feeds; a last line without one counts. Normalising: CRLF -> LF, a lone CR and
-    the unit separator -> space, bytes that are not UTF-8 -> U+FFFD; the line structure is kept.
+    the unit separator -> space, bytes that are not UTF-8 -> U+FFFD; the line structure is kept,
+    except that with `csv_records` the lines of a record split by a quoted line feed are joined
+    (`_Records`).
     """
     digest, lines, last, clean = hashlib.sha256(), 0, b"\n", True
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    records = _Records() if csv_records else None
     carry_cr = False  # a CR ending a chunk may start a CRLF
     for chunk in iter(partial(src.read, _CHUNK), b""):
         digest.update(chunk)
         lines += chunk.count(b"\n")
         last = chunk[-1:]
         if out is None:
-            clean = clean and b"\r" not in chunk and _NO_DELIMITER.encode() not in chunk
+            clean = clean and not any(c in chunk for c in (b"\r", _NO_DELIMITER.encode(),
+                                                            _JOINED.encode()))
             continue
         text = ("\r" if carry_cr else "") + decoder.decode(chunk)
         carry_cr = text.endswith("\r")
-        out.write(_normalise(text[:-1] if carry_cr else text).encode())
+        text = _normalise(text[:-1] if carry_cr else text)
+        out.write((records.feed(text) if records else text).encode())
     if out is not None:
-        out.write(_normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else "")).encode())
-    return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean)
+        text = _normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else ""))
+        out.write((records.feed(text) + records.end() if records else text).encode())
+    return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean,
+                 records.joined if records else 0)
+
+
+class _Records:
+    """Joins the lines of a CSV record that quoted line feeds split (RFC 4180: a field in quotes
+    may hold one), with a space for each line feed. Each joined line is written as a `_JOINED`
+    line after its record, so every other line keeps its number for the rejections. A line whose
+    quotes do not close within `_MAX_RECORD_LINES` lines stays alone (and is rejected for its
+    quoting)."""
+
+    def __init__(self) -> None:
+        self.partial = ""  # a line not ended yet
+        self.record: list[str] = []  # the lines of an open record
+        self.joined = 0
+
+    def feed(self, text: str) -> str:
+        lines = (self.partial + text).split("\n")
+        self.partial = lines.pop()
+        return "".join(self._line(line) for line in lines)
+
+    def end(self) -> str:
+        out = self._line(self.partial) if self.partial else ""
+        self.partial = ""
+        return out + self._flush(len(self.record))
+
+    def _line(self, line: str) -> str:
+        self.record.append(line)
+        if sum(part.count('"') for part in self.record) % 2 == 0:
+            return self._flush(len(self.record))
+        if len(self.record) < _MAX_RECORD_LINES:
+            return ""
+        first = self._flush(1)  # its quotes never close: alone, and the rest read again
+        rest, self.record = self.record, []
+        return first + "".join(self._line(line) for line in rest)
+
+    def _flush(self, n: int) -> str:
+        """The first `n` open lines as one record, and a `_JOINED` line for each joined one."""
+        if not n:
+            return ""
+        head, self.record = self.record[:n], self.record[n:]
+        self.joined += n - 1
+        return " ".join(head) + "\n" + (_JOINED + "\n") * (n - 1)
 
 
 def _normalise(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", " ").replace(_NO_DELIMITER, " ")
+    return (text.replace("\r\n", "\n").replace("\r", " ").replace(_NO_DELIMITER, " ")
+            .replace(_JOINED, " "))
 
 
 def _scan_file(path: Path, kind: str) -> _Scan:
@@ -781,7 +833,8 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
             SELECT row_number() OVER () AS line, text FROM {reader}
         ), kept AS (
             SELECT line, text, {split} AS fr FROM numbered
-            WHERE line > {int(layout.header)} AND (text IS NULL OR {_prefilter(layout, region)})
+            WHERE line > {int(layout.header)} AND text IS DISTINCT FROM '{_JOINED}'
+                AND (text IS NULL OR {_prefilter(layout, region)})
         ), split AS (
             SELECT line, len(fr) AS n, {fields} AS f, {bad_quoting} AS bad_quoting FROM kept
         ), raw AS (
@@ -803,9 +856,9 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
             CASE root WHEN '1' THEN TRUE WHEN '0' THEN FALSE END AS is_root, oid AS original_id,
             CASE
                 WHEN n IS NULL THEN 'empty line'
+                WHEN bad_quoting THEN 'malformed CSV quoting'
                 WHEN NOT list_contains({list(layout.columns)}, n)
                     THEN 'expected {expected} columns, found ' || n
-                WHEN bad_quoting THEN 'malformed CSV quoting'
                 WHEN pre IS NOT NULL THEN pre
                 WHEN date IS NULL THEN 'bad date ' || {_quoted_sql("d")}
                 WHEN date NOT BETWEEN DATE '{_FIRST_DATE}' AND DATE '{last_date}'
@@ -842,9 +895,11 @@ def _stage(
     """Fill ``_staged`` from the file and return its hash and line count.
 
     Fast path: DuckDB reads the file (or its gzip) while a thread hashes it on another core. If the
-    thread finds text DuckDB would split differently, or DuckDB fails, the file is normalised into
-    `tmp` and read again.
+    thread finds text DuckDB would split differently, or DuckDB fails, or a CSV row's quoting
+    does not close on its line (a quoted line feed, or a broken row), the file is normalised into
+    `tmp` (CSV records joined) and read again.
     """
+    csv_format = layout.fmt in ("acled", "native")
     if kind != "zip" and b"\r" not in head:
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(_scan_file, path, kind)
@@ -854,11 +909,12 @@ def _stage(
             except (duckdb.InvalidInputException, duckdb.IOException):
                 failed = True
             scan = pending.result()
-        if scan.clean and not failed:
+        if scan.clean and not failed and not (csv_format and _count(
+                con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
             return scan
     text = tmp / "events.txt"
     with _open_bytes(path, kind) as src, text.open("wb") as out:
-        scan = _scan(src, out)
+        scan = _scan(src, out, csv_records=csv_format)
     try:
         con.execute(_staging_sql(text, False, layout, region))
     except (duckdb.InvalidInputException, duckdb.IOException) as exc:
@@ -885,7 +941,7 @@ def _merge(
     scan: _Scan,
 ) -> ImportResult:
     """Count the staged rows and merge the valid in-region ones into the store."""
-    read = max(scan.lines - layout.header, 0)
+    read = max(scan.lines - layout.header - scan.joined, 0)
     staged, rejected, outside = con.execute(
         "SELECT count(*), count(reason), count(*) FILTER (WHERE reason IS NULL AND NOT in_region) "
         "FROM _staged"
@@ -951,6 +1007,10 @@ def _scratch(con: duckdb.DuckDBPyConnection) -> str | None:
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchone()
     return str(Path(row[0]).parent) if row and row[0] else None
+
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int((con.execute(sql).fetchone() or (0,))[0])
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:

@@ -763,3 +763,27 @@ def test_icews_events_of_different_countries_are_not_merged(con, tmp_path: Path)
     assert (result.imported, result.duplicate) == (2, 0)
     assert con.execute("SELECT actor1 FROM events ORDER BY actor1").fetchall() == [
         ("BRA",), ("ZAF",)]
+
+
+def test_a_quoted_line_feed_keeps_its_event(con: duckdb.DuckDBPyConnection,
+                                            tmp_path: Path) -> None:
+    """A valid CSV note holding a quoted line feed lost its event: the continuation line was
+    counted as another row. Rows after it keep their line numbers in rejections."""
+    text = ACLED.read_text()
+    lines = text.splitlines()
+    lines[1] = lines[1].replace('"On 16 May 2025, forces clashed near Pokrovsk,',
+                                '"On 16 May 2025,\nforces clashed near Pokrovsk,')
+    path = tmp_path / "acled-multiline.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))  # Python's csv: the same rows as the original
+    assert len(rows) == len(lines) - 1 and "\n" in rows[0]["notes"]
+    before = import_events(con, ACLED, region=None)
+    con.execute("DELETE FROM events; DELETE FROM event_sources; DELETE FROM imports")
+    result = import_events(con, path, region=None)
+    assert result.read == before.read == len(rows) - 0
+    assert (result.imported, result.rejected) == (before.imported, before.rejected)
+    # the rows after the joined one are named by their lines in the file (one more)
+    assert [r.line for r in result.rejections] == [r.line + 1 for r in before.rejections]
+    assert con.execute("SELECT original_id FROM events WHERE line = 2").fetchall() == [
+        ("UKR1001",)]
