@@ -632,7 +632,7 @@ def _layout(path: Path, head: bytes, fmt: str) -> _Layout:
     first = lines[0].removeprefix("\ufeff")
     # header names in any case (an export opened and saved by a spreadsheet may upper-case them)
     csv_header = [name.strip().lower() for name in next(csv.reader([first]))]
-    tsv_header = [name.strip().lower() for name in first.split("\t")]
+    tsv_header = [name.strip().strip('"').lower() for name in first.split("\t")]
     headers = {"native": csv_header, "acled": csv_header, "icews": tsv_header}
     required = {"native": _NATIVE_COLUMNS, "acled": _ACLED_COLUMNS, "icews": _ICEWS_COLUMNS}
     counts = [(i, len(line.split("\t"))) for i, line in sample[:_SAMPLE_LINES]]
@@ -817,6 +817,10 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
             "list_bool_or(list_transform(fr, lambda x: starts_with(x, '\"') "
             "AND (length(x) < 2 OR NOT ends_with(x, '\"'))))"
         )
+    elif layout.fmt == "icews":  # Dataverse's .tab quotes its text fields; older files do not
+        split, bad_quoting = "string_split(text, '\t')", "FALSE"
+        fields = ("list_transform(fr, lambda x: CASE WHEN length(x) >= 2 AND starts_with(x, '\"')"
+                  " AND ends_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') ELSE x END)")
     else:
         split, fields, bad_quoting = "string_split(text, '\t')", "fr", "FALSE"
     raw = ",\n                ".join(f"{sql} AS {name}" for name, sql in _fields(layout).items())

@@ -787,3 +787,21 @@ def test_a_quoted_line_feed_keeps_its_event(con: duckdb.DuckDBPyConnection,
     assert [r.line for r in result.rejections] == [r.line + 1 for r in before.rejections]
     assert con.execute("SELECT original_id FROM events WHERE line = 2").fetchall() == [
         ("UKR1001",)]
+
+
+def test_an_icews_tab_file_as_dataverse_publishes_it(con: duckdb.DuckDBPyConnection,
+                                                    tmp_path: Path) -> None:
+    """Dataverse's .tab quotes every text field ("Event ID" ... "Russian Federation"): it was
+    refused. It imports as the unquoted file does."""
+    quoted = []
+    for line in ICEWS.read_text().splitlines():
+        quoted.append("\t".join(f'"{v}"' if v and not v.replace(".", "").isdigit() else v
+                                for v in line.split("\t")))
+    path = tmp_path / "events.2019.tab"
+    path.write_text("\n".join(quoted) + "\n")
+    plain = import_events(con, ICEWS)
+    stored = _stored(con)
+    con.execute("DELETE FROM events; DELETE FROM event_sources; DELETE FROM imports")
+    result = import_events(con, path)
+    assert {**result.as_dict(), "file": ""} == {**plain.as_dict(), "file": ""}
+    assert _stored(con) == stored
