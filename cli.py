@@ -327,6 +327,28 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
         click.echo("\n".join(_import_line(r) for r in results))
 
 
+@events.command("sql")
+@click.option("--engine", type=click.Choice(["bigquery"]), default="bigquery", show_default=True,
+              help="The warehouse: BigQuery's public GDELT 2.0 table.")
+@click.option("--since", type=DATE, help="First event day (YYYY-MM-DD), inclusive.")
+@click.option("--until", type=DATE, help="Last event day (YYYY-MM-DD), inclusive.")
+@click.pass_context
+def events_sql(ctx: click.Context, engine: str, since, until) -> None:
+    """Print the query that selects the workspace region's GDELT events in a warehouse.
+
+    Years of GDELT are 100,000 files; the warehouse holds them as one table. The query keeps the
+    importer's region rule and columns: export its result tab-separated without a header row,
+    then `forecast events import FILE --format gdelt2`.
+    """
+    from forecast.events import warehouse_sql
+
+    click.echo(warehouse_sql(_workspace(ctx).config.region, since=since and since.date(),
+                             until=until and until.date()) + ";")
+    click.echo(f"-- {engine}: export the result tab-separated without a header row (bq extract "
+               "--field_delimiter=tab --print_header=false), then: forecast events import FILE "
+               "--format gdelt2", err=True)
+
+
 @events.command("list")
 @click.option("--since", type=DATE, help="First day (YYYY-MM-DD), inclusive.")
 @click.option("--until", type=DATE, help="Last day (YYYY-MM-DD), inclusive.")

@@ -359,6 +359,38 @@ def _readable(path: Path, tmp: Path) -> Path:
     return copy
 
 
+#: GDELT 2.0's event columns in the order of its exports (the public BigQuery table has the same).
+GDELT2_COLUMNS = (
+    "GLOBALEVENTID", "SQLDATE", "MonthYear", "Year", "FractionDate",
+    *(f"Actor{a}{c}" for a in (1, 2) for c in (
+        "Code", "Name", "CountryCode", "KnownGroupCode", "EthnicCode", "Religion1Code",
+        "Religion2Code", "Type1Code", "Type2Code", "Type3Code")),
+    "IsRootEvent", "EventCode", "EventBaseCode", "EventRootCode", "QuadClass", "GoldsteinScale",
+    "NumMentions", "NumSources", "NumArticles", "AvgTone",
+    *(f"{g}Geo_{c}" for g in ("Actor1", "Actor2", "Action") for c in (
+        "Type", "FullName", "CountryCode", "ADM1Code", "ADM2Code", "Lat", "Long", "FeatureID")),
+    "DATEADDED", "SOURCEURL",
+)
+BIGQUERY_TABLE = "`gdelt-bq.gdeltv2.events`"
+
+
+def warehouse_sql(region: Sequence[str], *, since: date | None = None,
+                  until: date | None = None, table: str = BIGQUERY_TABLE) -> str:
+    """The query that selects the region's GDELT 2.0 events from a warehouse table of GDELT's
+    schema (BigQuery's public `gdelt-bq.gdeltv2.events` by default), with the importer's region
+    rule (either actor's country code) and its columns in export order, so that the result,
+    exported tab-separated without a header, imports as ``gdelt2``. `since` and `until` bound
+    SQLDATE (the event's day), inclusive."""
+    codes = ", ".join(_sql_str(c) for c in _region(region))
+    where = [f"(Actor1CountryCode IN ({codes}) OR Actor2CountryCode IN ({codes}))"]
+    if since is not None:
+        where.append(f"SQLDATE >= {since:%Y%m%d}")
+    if until is not None:
+        where.append(f"SQLDATE <= {until:%Y%m%d}")
+    return (f"SELECT {', '.join(GDELT2_COLUMNS)}\nFROM {table}\nWHERE "
+            + "\n  AND ".join(where) + "\nORDER BY DATEADDED, GLOBALEVENTID")
+
+
 def filter_sql(
     actor1: Sequence[str] | None = None,
     actor2: Sequence[str] | None = None,

@@ -382,3 +382,14 @@ def test_the_readmes_native_csv_example_imports_whole(runner, workspace, tmp_pat
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
     assert (counts["read"], counts["imported"], counts["rejected"]) == (3, 3, 0)
+
+
+def test_events_sql_prints_the_warehouse_query(runner, workspace):
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "events", "sql",
+                                  "--since", "2025-01-01", "--until", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("SELECT GLOBALEVENTID, SQLDATE,")
+    assert "FROM `gdelt-bq.gdeltv2.events`" in result.stdout
+    assert "SQLDATE >= 20250101\n  AND SQLDATE <= 20251231" in result.stdout
+    assert "Actor1CountryCode IN ('RUS', 'AZE', 'IRN', 'ARM', 'GEO', 'TUR')" in result.stdout
+    assert "--format gdelt2" in result.stderr

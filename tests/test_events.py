@@ -805,3 +805,27 @@ def test_an_icews_tab_file_as_dataverse_publishes_it(con: duckdb.DuckDBPyConnect
     result = import_events(con, path)
     assert {**result.as_dict(), "file": ""} == {**plain.as_dict(), "file": ""}
     assert _stored(con) == stored
+
+
+@pytest.mark.parametrize("days", [(None, None), (date(2019, 10, 1), date(2019, 10, 23))])
+def test_the_warehouse_query_selects_what_the_importer_keeps(con, days) -> None:
+    """`forecast events sql`'s query, run by DuckDB over the real GDELT 2.0 export loaded as a
+    table of GDELT's schema, selects exactly the rows the importer keeps."""
+    from forecast.events import GDELT2_COLUMNS, warehouse_sql
+
+    types = {c: "BIGINT" if c == "SQLDATE" else "VARCHAR" for c in GDELT2_COLUMNS}
+    con.execute(f"CREATE TEMP TABLE gdelt AS SELECT * FROM read_csv('{GDELT2}', delim='\\t', "
+                f"header=false, quote='', auto_detect=false, columns={types})")
+    since, until = days
+    sql = warehouse_sql(DEFAULT_REGION, since=since, until=until, table="gdelt")
+    selected = {row[0] for row in con.execute(sql).fetchall()}
+    result = import_events(con, GDELT2)
+    kept = {row[0] for row in raw_rows(GDELT2)
+            if (row[7] in DEFAULT_REGION or row[17] in DEFAULT_REGION)
+            and (since is None or since <= date.fromisoformat(
+                f"{row[1][:4]}-{row[1][4:6]}-{row[1][6:]}") <= until)}
+    assert selected == kept and kept
+    if since is None:
+        assert len(selected) == result.imported + result.duplicate
+        stored = {r for (r,) in con.execute("SELECT original_id FROM events").fetchall()}
+        assert stored <= selected
