@@ -327,6 +327,48 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
         click.echo("\n".join(_import_line(r) for r in results))
 
 
+@events.command("fetch")
+@click.argument("feed", type=click.Choice(["gdelt2"]))
+@click.option("--since", type=DATE, required=True, help="First day (YYYY-MM-DD), inclusive.")
+@click.option("--until", type=DATE, help="Last day (YYYY-MM-DD), inclusive [today].")
+@output_options
+@click.pass_context
+def events_fetch(ctx: click.Context, feed: str, since, until, as_json: bool) -> None:
+    """Download a feed's files of a day range that are not imported yet, and import them.
+
+    GDELT 2.0: the 15-minute exports of GDELT's master file list ([fetch] gdelt2_master in
+    forecast.toml), each checked against the list's size and MD5. A killed fetch resumes where
+    it stopped: run it again. A file that cannot be had whole is named and skipped (exit 1).
+    """
+    from forecast.fetch import fetch_gdelt2
+
+    started, tty = time.monotonic(), sys.stderr.isatty() and not as_json
+
+    def progress(done: int, total: int, problem: str | None) -> None:
+        if problem:
+            click.echo(("\n" if tty else "") + f"error: {problem}", err=True)
+        if tty:
+            left = (time.monotonic() - started) / done * (total - done)
+            click.echo(f"\r{feed}: {done}/{total} files, about {_duration(left)} left   ",
+                       nl=done == total, err=True)
+
+    result = fetch_gdelt2(_workspace(ctx), since=since.date(),
+                          until=until.date() if until else _today(), progress=progress)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        events = sum(r.imported for r in result.imported)
+        click.echo(f"{feed}: {result.listed} file(s) from {since:%Y-%m-%d}; "
+                   f"{len(result.imported)} imported ({events} new events), {result.already} "
+                   f"imported before, {len(result.failed)} failed")
+    if result.unreadable_lines:
+        click.echo(f"warning: {result.unreadable_lines} line(s) of the master list are not "
+                   "'size md5 url' and were skipped", err=True)
+    if result.failed:
+        raise click.ClickException(f"{len(result.failed)} file(s) could not be fetched whole "
+                                   "(named above): run the command again to retry them")
+
+
 @events.command("sql")
 @click.option("--engine", type=click.Choice(["bigquery"]), default="bigquery", show_default=True,
               help="The warehouse: BigQuery's public GDELT 2.0 table.")

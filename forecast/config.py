@@ -20,6 +20,9 @@ from forecast.schema import COUNTRY_CODE, Table, inside, read_toml, show_value
 #: CAMEO codes of the region's actors: events between others are not stored.
 DEFAULT_REGION: tuple[str, ...] = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
 
+#: GDELT 2.0's master file list, which `forecast events fetch gdelt2` reads.
+DEFAULT_GDELT2_MASTER = "http://data.gdeltproject.org/gdeltv2/masterfilelist.txt"
+
 CONFIG_FILE = "forecast.toml"
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_HISTORY_WEEKS = 156
@@ -53,6 +56,7 @@ class Config:
     max_age_days: int = DEFAULT_MAX_AGE_DAYS  # [submit]
     aggregation: Aggregation = Aggregation()
     platforms: Platforms = Platforms()
+    fetch_gdelt2_master: str = DEFAULT_GDELT2_MASTER  # [fetch] gdelt2_master
 
     def to_toml(self) -> str:
         region = ", ".join(f'"{r}"' for r in self.region)
@@ -75,6 +79,8 @@ class Config:
             f"judgment_weight = {self.aggregation.judgment_weight:g}\n"
             f"extremize = {self.aggregation.extremize:g}  # a >= 1 in logit p = a * mean logit; "
             "1 leaves the pool as is\n"
+            "\n[fetch]  # forecast events fetch\n"
+            f'gdelt2_master = "{self.fetch_gdelt2_master}"\n'
         )
 
 
@@ -83,7 +89,8 @@ def read_config(path: Path, root: Path) -> Config:
     """Read and check forecast.toml; raises `ConfigError` listing every problem."""
     problems: list[str] = []
     top = Table(read_toml(path, ConfigError), "", problems, ("workspace", "submit",
-                                                                "aggregation", "platforms"))
+                                                                "aggregation", "platforms",
+                                                                "fetch"))
     t = top.table("workspace", _CONFIG_KEYS)
     if t is None:
         raise ConfigError(path, problems)
@@ -108,11 +115,17 @@ def read_config(path: Path, root: Path) -> Config:
     if weeks is not None and not 8 <= weeks <= _MAX_WEEKS:
         t.problem("history_weeks",
                   f"expected an integer from 8 to {_MAX_WEEKS}, got {show_value(weeks)}")
+    master = DEFAULT_GDELT2_MASTER
+    fetch = top.table("fetch", ("gdelt2_master",), required=False)
+    if fetch is not None and (url := fetch.text("gdelt2_master", required=False)) is not None:
+        if not url.startswith(("http://", "https://")):
+            fetch.problem("gdelt2_master", f"expected an http(s) address, got {show_value(url)}")
+        master = url
     if problems:
         raise ConfigError(path, problems)
     return Config(created, example, priors, tuple(region),  # type: ignore[arg-type]
                   DEFAULT_LOCK_TIMEOUT if timeout is None else timeout,
-                  weeks or DEFAULT_HISTORY_WEEKS, max_age, aggregation, platforms)
+                  weeks or DEFAULT_HISTORY_WEEKS, max_age, aggregation, platforms, master)
 
 
 def _read_submit(top: Table, problems: list[str]) -> tuple[int, Aggregation]:

@@ -284,6 +284,7 @@ def import_events(
     *,
     fmt: Format = "auto",
     region: Sequence[str] | None = DEFAULT_REGION,
+    name: str | None = None,
 ) -> ImportResult:
     """Import one event file into the store, in one transaction.
 
@@ -298,6 +299,9 @@ def import_events(
     region
         CAMEO country codes; a row is kept when either actor is one of them. ``None`` (or empty)
         keeps every valid row.
+    name
+        What the store and the messages call the file (a fetched file's address); `path` by
+        default.
 
     Returns
     -------
@@ -332,8 +336,8 @@ def import_events(
                 layout = _layout(source, head, fmt)
                 scan = _stage(con, source, kind, head, layout, codes, Path(tmp))
             except EventFormatError as exc:  # name the file the user gave, not the copy
-                raise EventFormatError(str(exc).replace(str(source), str(path))) from exc
-            return _merge(con, path, layout, codes, scan)
+                raise EventFormatError(str(exc).replace(str(source), name or str(path))) from exc
+            return _merge(con, name or str(path), layout, codes, scan)
     finally:
         con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged; "
                     "RESET memory_limit")
@@ -971,7 +975,7 @@ def _unreadable(exc: duckdb.Error) -> str:
 
 def _merge(
     con: duckdb.DuckDBPyConnection,
-    path: Path,
+    path: str,
     layout: _Layout,
     region: tuple[str, ...],
     scan: _Scan,

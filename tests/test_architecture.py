@@ -24,7 +24,7 @@ LAYERS = (
      "plots", "scoring"},
     # the stages of a command
     {"inputs", "update", "resolution", "judgment", "ingest", "prior_check", "evaluate", "explain",
-     "example", "doctor"},
+     "example", "doctor", "fetch"},
     # the services that combine stages
     {"report", "submission"},
 )
