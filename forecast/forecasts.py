@@ -152,13 +152,13 @@ def forecast_questions(posterior: xr.Dataset, series: xr.Dataset,
     windows = {}  # question -> (first day, last day) still to forecast
     for q in questions:
         v = resolved.get(q.id)
-        if v is not None and v.state == "awaiting data":
-            windows[q.id] = (as_of, as_of + dt.timedelta(days=v.missing_days))
-        elif v is None or v.state == "annulled":
-            if q.deadline <= as_of and v is None:
-                raise ValueError(f"question {q.id}: its deadline has passed, so its verdict "
-                                 "(forecast.resolution) is needed")
+        if v is None and q.deadline <= as_of:
+            raise ValueError(f"question {q.id}: its deadline has passed, so its verdict "
+                             "(forecast.resolution) is needed")
+        if v is None or v.state == "annulled":
             windows[q.id] = (max(q.opened - dt.timedelta(days=1), as_of), q.deadline)
+        elif v.state == "awaiting data":
+            windows[q.id] = (as_of, as_of + dt.timedelta(days=v.missing_days))
     scenarios = list(series.scenario.values)
     last = max((end for _, end in windows.values()), default=as_of)
     p_retaliation, p_on, rate = _forward(posterior, series, as_of, last, seed)
