@@ -251,23 +251,27 @@ def _forward(posterior: xr.Dataset, series: xr.Dataset, as_of: dt.date, until: d
     return p_retaliation, p_on, rate
 
 
-def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset, members: Sequence[str],
-                           as_of: dt.date, until: dt.date, *, seed: int,
-                           days: Sequence[dt.date] = ()) -> xr.DataArray:
-    """P(at least one event of `members` (a union: any of them) between `as_of` and each week's
-    end up to `until`, and each of `days`), per draw: ``(day, sample)``, for fan charts.
+def cumulative_probability(posterior: xr.Dataset, series: xr.Dataset,
+                           unions: Mapping[str, Sequence[str]], as_of: dt.date, until: dt.date,
+                           *, seed: int, days: Sequence[dt.date] = ()) -> xr.DataArray:
+    """P(at least one event of each entry of `unions` (its members: any of them) between `as_of`
+    and each week's end up to `until`, and each of `days`), per draw: ``(scenario, day,
+    sample)``, for fan charts.
 
-    Computed by `forecast_questions`, one question per day, so that the curve passes through
-    the forecasts of the questions that end on `days` (with the same seed and `until`)."""
+    Computed by `forecast_questions`, one question per scenario and day, so that each curve
+    passes through the forecasts of the questions that end on `days` (with the same seed and
+    `until`)."""
     weeks = (until - as_of).days // 7
     ends = sorted({as_of + dt.timedelta(weeks=k) for k in range(1, weeks + 1)} | {until}
                   | {d for d in days if as_of < d <= until})
     f = forecast_questions(posterior, series, [
-        QuestionSpec(str(d), members[0], tuple(members), as_of + dt.timedelta(days=1), d)
-        for d in ends], as_of, {}, seed=seed)
-    draws = np.vstack([np.zeros((1, f.sizes["sample"])), f.draws.values])  # 0 at the as-of
-    return xr.DataArray(draws, dims=("day", "sample"),
-                        coords={"day": np.array([as_of, *ends], dtype="datetime64[D]")})
+        QuestionSpec(f"{name} {d}", members[0], tuple(members), as_of + dt.timedelta(days=1), d)
+        for name, members in unions.items() for d in ends], as_of, {}, seed=seed)
+    draws = f.draws.values.reshape(len(unions), len(ends), -1)
+    draws = np.concatenate([np.zeros_like(draws[:, :1]), draws], axis=1)  # 0 at the as-of
+    return xr.DataArray(draws, dims=("scenario", "day", "sample"),
+                        coords={"scenario": list(unions),
+                                "day": np.array([as_of, *ends], dtype="datetime64[D]")})
 
 
 def _overlap_days(week_start: dt.date, window_start: dt.date, window_end: dt.date) -> int:

@@ -261,14 +261,16 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
     until = max(r["deadline"] for r in rows)
     since = min(r["as_of"] for r in every) - dt.timedelta(weeks=2)
     constraints = {c.claim.id: c for c in priors.constraints()}
+    unions = {s.id: list(s.union) or [s.id] for s in priors.scenarios.values()}
+    curves = cumulative_probability(posterior, series, unions, as_of, until, seed=run["seed"],
+                                    days=[r["deadline"] for r in rows if r["status"] == "open"])
     for scenario in priors.scenarios.values():
         mine = [r for r in rows if r["scenario"] == scenario.id]
         doc.heading(2, f"{scenario.title} ({scenario.id})")
         doc.para(scenario.description)
-        members = list(scenario.union) or [scenario.id]
+        members = unions[scenario.id]
         is_open = [r for r in mine if r["status"] == "open"]
-        curve = cumulative_probability(posterior, series, members, as_of, until,
-                                       seed=run["seed"], days=[r["deadline"] for r in is_open])
+        curve = curves.sel(scenario=scenario.id)
         happened = any(r["status"] == "yes" for r in mine)
         fan = out / f"fan-{scenario.id}.png"
         plots.fan_chart(curve, f"{scenario.title}: " + (

@@ -234,8 +234,8 @@ def test_the_fan_curve_passes_through_the_forecasts_of_its_questions():
                       retaliation=np.array([0.3, 0.6]))
     union = _question("u", weeks_ahead=13, members=("a", "b"))
     f = forecast_questions(post, series, [union], AS_OF, {}, seed=0)
-    curve = cumulative_probability(post, series, ["a", "b"], AS_OF, union.deadline, seed=0,
-                                   days=[union.deadline])
+    curve = cumulative_probability(post, series, {"u": ["a", "b"]}, AS_OF, union.deadline,
+                                   seed=0, days=[union.deadline]).sel(scenario="u")
     at = curve.sel(day=np.datetime64(union.deadline, "D")).mean("sample")
     np.testing.assert_allclose(float(at), f.probability.item())
     assert float(curve.isel(day=0).max()) == 0.0  # nothing has happened at the as-of date
