@@ -43,11 +43,12 @@ from forecast.errors import ForecastError
 from forecast.events import list_events
 from forecast.files import atomic_write
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
-from forecast.forecasts import Verdict, forecast_questions
+from forecast.forecasts import forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import PRIOR_SAMPLER, claims_only_forecasts
 from forecast.priors import Priors, load_priors
+from forecast.scenarios import Verdict
 from forecast.workspace import Workspace
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -54,21 +53,11 @@ from forecast.model import (
     counter_scenarios,
     union_probability,
 )
+from forecast.scenarios import Verdict
 
 INTERVAL = (0.05, 0.95)
 #: Pareto k above which importance weights are not trusted (Vehtari et al. 2024, section 3.2)
 PARETO_K_MAX = 0.7
-
-
-class Verdict(NamedTuple):
-    """A question's state on a day (`forecast.resolution`): "open", "yes" (`day`: the first
-    qualifying event's), "no" (`day`: the deadline), "annulled", or "awaiting data": the deadline
-    has passed without a qualifying event, but the data miss `missing_days` days of the
-    question's window, so it cannot resolve NO yet."""
-
-    state: str
-    day: dt.date | None = None
-    missing_days: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import duckdb
 if TYPE_CHECKING:
     import xarray as xr
 
-    from forecast.forecasts import QuestionSpec, Verdict
+    from forecast.forecasts import QuestionSpec
     from forecast.model import ClaimTerm
     from forecast.priors import Priors
+    from forecast.scenarios import Verdict
 
 
 def claim_terms(priors: Priors) -> list[ClaimTerm]:

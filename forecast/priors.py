@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize, stats
 
 from forecast.claims import TERM_RANGES, Claim, ClaimSet, Rating, Source, load_claims
 from forecast.errors import PriorSpecError
@@ -80,6 +79,8 @@ def maxent_beta(low: float, high: float, mass: float = STATED_MASS) -> tuple[flo
     exactly `mass` there is the answer, found as a root in log k. (`preliz.maxent`, used before,
     solves the same problem numerically: the same Betas to 3 digits, 2 s per process to import.)
     """
+    from scipy import optimize, stats  # here: 0.7 s to import, and most commands never fit a Beta
+
     mean = (low + high) / 2
 
     def excess(log_k: float) -> float:
@@ -141,6 +142,8 @@ class Constraint:
 
     def interval(self, mass: float = STATED_MASS) -> tuple[float, float]:
         """The equal-tailed interval holding `mass` of the rated constraint."""
+        from scipy import stats
+
         low, high = stats.beta(self.alpha, self.beta).ppf([(1 - mass) / 2, (1 + mass) / 2])
         return float(low), float(high)
 
@@ -154,6 +157,8 @@ class Constraint:
 
     def logp(self, p: np.ndarray) -> np.ndarray:
         """Log density of the rated constraint at probabilities `p`."""
+        from scipy import stats
+
         return stats.beta(self.alpha, self.beta).logpdf(p)
 
 

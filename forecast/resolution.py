@@ -32,9 +32,8 @@ import numpy as np
 
 from forecast import history
 from forecast.errors import QuestionError
-from forecast.forecasts import Verdict
 from forecast.priors import Priors, load_priors
-from forecast.scenarios import Question
+from forecast.scenarios import Question, Verdict
 from forecast.schema import did_you_mean
 from forecast.series import first_qualifying
 from forecast.store import has_column, transaction

@@ -22,6 +22,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from forecast.errors import ScenarioSpecError
 from forecast.schema import (
@@ -72,6 +73,17 @@ class Indicator:
     id: str
     title: str
     filter: EventFilter
+
+
+class Verdict(NamedTuple):
+    """A question's state on a day (`forecast.resolution`): "open", "yes" (`day`: the first
+    qualifying event's), "no" (`day`: the deadline), "annulled", or "awaiting data": the deadline
+    has passed without a qualifying event, but the data miss `missing_days` days of the
+    question's window, so it cannot resolve NO yet."""
+
+    state: str
+    day: dt.date | None = None
+    missing_days: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import xarray as xr
 
 from forecast.events import filter_sql
 from forecast.scenarios import EventFilter, Indicator, Scenario, all_indicators
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def week_ends(start: dt.date, as_of: dt.date) -> np.ndarray:
@@ -39,6 +42,8 @@ def make_series(weeks: np.ndarray, scenario_events: dict[str, np.ndarray],
         if not counts:
             return np.zeros((0, len(weeks)), dtype="int64")
         return np.stack([np.asarray(v, dtype="int64") for v in counts.values()])
+
+    import xarray as xr  # here: only fits need it, and it takes 0.4 s to import
 
     return xr.Dataset(
         {

@@ -12,12 +12,7 @@ from scipy import stats
 from scipy.special import expit, gammaln
 
 from forecast.fit import SamplerConfig, compile_model, gated, sample, sample_gated
-from forecast.forecasts import (
-    QuestionSpec,
-    Verdict,
-    cumulative_probability,
-    forecast_questions,
-)
+from forecast.forecasts import QuestionSpec, cumulative_probability, forecast_questions
 from forecast.model import (
     ClaimTerm,
     ModelConfig,
@@ -28,6 +23,7 @@ from forecast.model import (
     model_data,
     negative_binomial_logp,
 )
+from forecast.scenarios import Verdict
 from forecast.series import make_series, week_ends, window
 from forecast.simulate import simulate_world
 

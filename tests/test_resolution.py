@@ -10,9 +10,9 @@ from cli import main
 from forecast import resolution
 from forecast.errors import QuestionError
 from forecast.events import import_events
-from forecast.forecasts import Verdict
 from forecast.inputs import read_inputs
 from forecast.priors import load_priors
+from forecast.scenarios import Verdict
 from forecast.store import open_store, transaction
 
 HYBRID_MID = "hybrid-retaliation-by-2026-06-30"
