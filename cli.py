@@ -49,6 +49,12 @@ def output_options(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")(f)
 
 
+#: Bounds of the sampler's options: past them a fit runs out of memory or numpy's seed range.
+SAMPLER_RANGES = {"draws": (1, 100_000), "tune": (1, 100_000), "chains": (1, 64),
+                  "seed": (0, 2**32 - 1)}
+MAX_WEEKS = 5200  # 100 years: more is a typo, and overflows date arithmetic
+
+
 def sampler_options(**overrides: int) -> Callable[[Callable], Callable]:
     """--draws --tune --chains --seed, defaulting to `SamplerConfig`'s or to `overrides`."""
     from forecast.fit import SamplerConfig
@@ -61,7 +67,7 @@ def sampler_options(**overrides: int) -> Callable[[Callable], Callable]:
                                          ("chains", "Chains (run in parallel)."),
                                          ("seed", "Random seed: same inputs and seed, same "
                                                   "numbers."))):
-            f = click.option(f"--{name}", type=click.IntRange(min=1 if name != "seed" else 0),
+            f = click.option(f"--{name}", type=click.IntRange(*SAMPLER_RANGES[name]),
                              default=defaults[name], show_default=True, help=help_text)(f)
         return f
 
@@ -395,7 +401,7 @@ def events_sql(ctx: click.Context, engine: str, since, until) -> None:
 @click.option("--since", type=DATE, help="First day (YYYY-MM-DD), inclusive.")
 @click.option("--until", type=DATE, help="Last day (YYYY-MM-DD), inclusive.")
 @click.option("--scenario", help="Only events that meet this scenario's resolution rule.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 10**9), default=100, show_default=True)
 @output_options
 @click.pass_context
 def events_list(ctx: click.Context, since, until, scenario: str | None, limit: int,
@@ -821,7 +827,7 @@ def _score_lines(overall: dict[str, Any], what: str, label: str = "") -> None:
 @click.option("--step", default="4w", show_default=True, help="Weeks between as-of days (Nw).")
 @click.option("--horizons", default="4,13,26", show_default=True,
               help="The rolling questions' horizons, in weeks.")
-@click.option("--window", type=click.IntRange(min=8), default=52, show_default=True,
+@click.option("--window", type=click.IntRange(8, MAX_WEEKS), default=52, show_default=True,
               help="Weeks of history each fit sees.")
 @sampler_options()
 @click.option("--allow-unconverged", is_flag=True,
@@ -910,9 +916,9 @@ def _duration(seconds: float) -> str:
 
 
 def _weeks(text: str, param: str) -> int:
-    if not (text.endswith("w") and text[:-1].isdigit() and int(text[:-1]) > 0):
-        raise click.BadParameter(f"expected a number of weeks like 4w, got {text!r}",
-                                 param_hint=param)
+    if not (text.endswith("w") and text[:-1].isdigit() and 0 < int(text[:-1]) <= MAX_WEEKS):
+        raise click.BadParameter(f"expected a number of weeks from 1w to {MAX_WEEKS}w, like 4w, "
+                                 f"got {text!r}", param_hint=param)
     return int(text[:-1])
 
 

@@ -106,8 +106,9 @@ def read_config(path: Path, root: Path) -> Config:
     if priors is not None and not _inside(root, root / priors):
         t.problem("priors", f"must be a folder inside the workspace, got {show_value(priors)}")
     region = t.strings("region")
-    if region is not None and not all(COUNTRY_CODE.fullmatch(r) for r in region):
-        t.problem("region", f"expected CAMEO country codes like 'RUS', got {show_value(region)}")
+    if region is not None and not (region and all(COUNTRY_CODE.fullmatch(r) for r in region)):
+        t.problem("region", "expected one or more CAMEO country codes like 'RUS' (an empty "
+                  f"region would keep every event), got {show_value(region)}")
     timeout = t.number("lock_timeout", required=False)
     if timeout is not None and not 0 <= timeout < math.inf:
         t.problem("lock_timeout", f"expected a number of seconds >= 0, got {timeout:g}")

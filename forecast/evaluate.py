@@ -160,7 +160,7 @@ def plan(con: duckdb.DuckDBPyConnection, *, start: dt.date | None, end: dt.date 
     continuous = after_gap or first
     latest = last - dt.timedelta(weeks=min(horizons))
     end = min(end or latest, latest)
-    start = start or continuous + dt.timedelta(weeks=window)
+    start = max(start or continuous + dt.timedelta(weeks=window), first)  # no step before data
     steps = []
     day = last - dt.timedelta(weeks=-(-(last - end).days // 7))  # on the grid, not after `end`
     while day >= start:

@@ -96,8 +96,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
         # the store is opened only to read inputs and to record, not while sampling, so that
         # readers (show, history, events list) are not locked out for the length of a fit
         with ws.store() as con:
-            if not what_if:
-                _check_as_of(con, as_of, today)
+            _check_as_of(con, as_of, today, what_if=what_if)
             fingerprint = inputs_fingerprint(con, ws, as_of, sampler)
             stored = _reusable(ws, con, "inputs_hash", fingerprint, allow_unconverged)
             if stored:
@@ -169,19 +168,31 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
             return UpdateResult(run, history.question_rows(con, run_id=run_id), False)
 
 
-def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date, today: dt.date) -> None:
-    """Refuse an as-of in the future or before the data (see `run_update`)."""
-    what_if = ("; pass --what-if to fit it anyway (recorded as a what-if, never the current "
-               "forecast)")
+#: The as-of days any update may have, what-ifs included: past them, the weeks before and the
+#: questions' horizons after leave the calendar.
+AS_OF_RANGE = (dt.date(1979, 1, 1), dt.date(2199, 12, 31))
+
+
+def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date, today: dt.date, *,
+                 what_if: bool) -> None:
+    """Refuse an as-of in the future or before the data, unless `what_if`; a what-if's outside
+    `AS_OF_RANGE` (see `run_update`)."""
+    if what_if:
+        low, high = AS_OF_RANGE
+        if not low <= as_of <= high:
+            raise AsOfError(f"--as-of {as_of}: expected a day from {low} to {high}")
+        return
+    hint = ("; pass --what-if to fit it anyway (recorded as a what-if, never the current "
+            "forecast)")
     if as_of > today:
         raise AsOfError(f"--as-of {as_of} is after today ({today}): a forecast uses the events "
-                        f"known by a day that has come{what_if}")
+                        f"known by a day that has come{hint}")
     (first,) = con.execute("SELECT min(date) FROM events").fetchone() or (None,)
     if first is None:
         raise NotAvailableError("no events stored: import some with `forecast events import`")
     if as_of < first:
         raise AsOfError(f"--as-of {as_of} is before the first stored event ({first}): there "
-                        f"is nothing to fit{what_if}")
+                        f"is nothing to fit{hint}")
 
 
 def _reusable(ws: Workspace, con: duckdb.DuckDBPyConnection, key: str, value: str,

@@ -168,16 +168,25 @@ def init_workspace(root: Path, *, example: bool = False,
     `[platforms]` section of its forecast.toml (`forecast.example.init_example` maps the
     example's questions to fake ids).
 
-    Raises `WorkspaceError` if `root` already is a workspace. forecast.toml is written last, so an
-    interrupted init leaves no workspace and can simply be run again.
+    Raises `WorkspaceError` if `root` already is a workspace, or holds priors files that differ
+    from the bundled ones (edited claims: never overwritten). forecast.toml is written last, so
+    an interrupted init leaves no workspace and can simply be run again.
     """
     if (root / CONFIG_FILE).exists():
         raise WorkspaceError(f"{root} is already a workspace ({CONFIG_FILE} exists)")
     if root.exists() and not root.is_dir():
         raise WorkspaceError(f"cannot create a workspace at {root}: it is a file")
+    bundled, priors = bundled_priors(), root / "priors"
+    ignore = shutil.ignore_patterns("__pycache__", "__init__.py")
+    edited = sorted(str(target) for source in bundled.rglob("*")
+                    if source.is_file() and not ignore(str(source.parent), [source.name])
+                    and (target := priors / source.relative_to(bundled)).exists()
+                    and target.read_bytes() != source.read_bytes())
+    if edited:  # an earlier init interrupted leaves copies equal to the bundled ones: fine
+        raise WorkspaceError(f"{root} holds priors files init would overwrite ({', '.join(edited)}"
+                             "): init never overwrites a file; move them away, or init elsewhere")
     root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(bundled_priors(), root / "priors", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    shutil.copytree(bundled, priors, dirs_exist_ok=True, ignore=ignore)
     (root / "posteriors").mkdir(exist_ok=True)
     config = Config(dt.date.today(), example, "priors", region, DEFAULT_LOCK_TIMEOUT,
                     max_age_days=EXAMPLE_MAX_AGE_DAYS if example else DEFAULT_MAX_AGE_DAYS)

@@ -414,3 +414,31 @@ def test_writing_commands_start_without_the_modelling_libraries(workspace, comma
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert json.loads(out.stdout.strip().rsplit("\n", 1)[-1]) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["update", "--seed", "99999999999999999999"], "'--seed': 99999999999999999999 is not in the "
+     "range 0<=x<=4294967295"),
+    (["update", "--draws", "999999999999"], "'--draws': 999999999999 is not in the range"),
+    (["update", "--as-of", "0001-01-01", "--what-if"],
+     "--as-of 0001-01-01: expected a day from 1979-01-01 to 2199-12-31"),
+    (["update", "--as-of", "9999-12-31", "--what-if"],
+     "--as-of 9999-12-31: expected a day from 1979-01-01 to 2199-12-31"),
+    (["events", "list", "--limit", "99999999999999999999"], "'--limit': 99999999999999999999 is "
+     "not in the range 1<=x<=1000000000"),
+    (["backtest", "--window", "999999999"], "'--window': 999999999 is not in the range 8<=x<=5200"),
+    (["backtest", "--horizons", "999999999"], "expected a number of weeks from 1w to 5200w"),
+    (["backtest", "--step", "99999999w"], "expected a number of weeks from 1w to 5200w"),
+    (["backtest", "--start", "0001-01-01", "--end", "0001-06-01"], "no backtest step between"),
+])
+def test_numbers_past_any_sense_are_one_line_errors(runner, workspace, tmp_path, args, message):
+    """Each used to end in a traceback (OverflowError, a DuckDB error) or a native abort."""
+    path = tmp_path / "e.csv"
+    path.write_text("date,actor1,actor2,event_code,num_sources,source_url,note\n" + "".join(
+        f"2026-0{m}-1{d},AZE,TUR,042,1,u{m}{d},volume\n" for m in range(1, 8) for d in range(5)))
+    ws = ["--workspace", str(workspace.root)]
+    assert runner.invoke(main, [*ws, "events", "import", str(path)]).exit_code == 0
+    result = runner.invoke(main, [*ws, *args])
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error")

@@ -39,8 +39,10 @@ def test_a_missing_workspace_says_how_to_create_one(tmp_path):
     ("example", "1", "workspace.example: expected true or false, got 1"),
     ("priors", '"../../etc"', "workspace.priors: must be a folder inside the workspace, "
      "got '../../etc'"),
-    ("region", '["Russia"]', "workspace.region: expected CAMEO country codes like 'RUS', "
-     "got ['Russia']"),
+    ("region", '["Russia"]', "workspace.region: expected one or more CAMEO country codes like "
+     "'RUS' (an empty region would keep every event), got ['Russia']"),
+    ("region", "[]", "workspace.region: expected one or more CAMEO country codes like 'RUS' (an "
+     "empty region would keep every event), got []"),
     ("version", "2", "workspace.version: expected 1 (the only version this toolkit reads), got 2"),
     ("history_weeks", "4", "workspace.history_weeks: expected an integer from 8 to 5200, got 4"),
     ("history_weeks", "52.5",
@@ -85,3 +87,21 @@ def test_a_second_writer_waits_then_is_refused(workspace):
         holder.communicate("\n", timeout=10)
     with workspace.lock():  # released when the holder finished
         pass
+
+
+def test_init_never_overwrites_edited_priors(runner, tmp_path):
+    """`init DIR` on a folder without forecast.toml overwrote edited claims."""
+    from cli import main
+
+    root = tmp_path / "ws"
+    assert runner.invoke(main, ["init", str(root)]).exit_code == 0
+    (root / "forecast.toml").unlink()  # say, a workspace whose config was lost
+    claims = next((root / "priors" / "claims").glob("*.toml"))
+    claims.write_text(claims.read_text() + "\n# my edits\n")
+    result = runner.invoke(main, ["init", str(root)])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {root} holds priors files init would overwrite ({claims}): "
+                             "init never overwrites a file; move them away, or init elsewhere\n")
+    assert claims.read_text().endswith("# my edits\n")
+    claims.write_text(claims.read_text().removesuffix("\n# my edits\n"))  # as bundled again
+    assert runner.invoke(main, ["init", str(root)]).exit_code == 0  # an interrupted init reruns
