@@ -24,6 +24,7 @@ DEFAULT_REGION: tuple[str, ...] = ("RUS", "AZE", "IRN", "ARM", "GEO", "TUR")
 DEFAULT_GDELT2_MASTER = "http://data.gdeltproject.org/gdeltv2/masterfilelist.txt"
 
 CONFIG_FILE = "forecast.toml"
+MAX_WEIGHT = 1000.0  # [aggregation]: a weight or extremizing factor
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_HISTORY_WEEKS = 156
 DEFAULT_MAX_AGE_DAYS = 7
@@ -145,10 +146,9 @@ def _read_submit(top: Table, problems: list[str]) -> tuple[int, Aggregation]:
     values = {f.name: getattr(Aggregation(), f.name) for f in dataclasses.fields(Aggregation)}
     for key in values:
         value = agg.number(key, required=False) if agg is not None else None
-        low = 1.0 if key == "extremize" else 0.0
-        if agg is not None and value is not None and not (value >= low
-                                                          and math.isfinite(value)):
-            agg.problem(key, f"expected a number >= {low:g}, got {value:g}")
+        low = 1.0 if key == "extremize" else 0.0  # weights past MAX_WEIGHT overflow the pool
+        if agg is not None and value is not None and not low <= value <= MAX_WEIGHT:
+            agg.problem(key, f"expected a number from {low:g} to {MAX_WEIGHT:g}, got {value:g}")
         elif value is not None:
             values[key] = value
     if values["model_weight"] + values["judgment_weight"] <= 0:

@@ -76,9 +76,12 @@ def sample_compiled(compiled: Any, config: SamplerConfig,
 
     if data is not None:
         compiled = with_data(compiled, data)
-    return nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
+    tree = nutpie.sample(compiled, draws=config.draws, tune=config.tune, chains=config.chains,
                          cores=config.chains, seed=config.seed, target_accept=config.target_accept,
                          adaptation=config.adaptation, progress_bar=False, save_warmup=False)
+    if tree.posterior.sizes["draw"] < config.draws:  # nutpie returns what it had on Ctrl-C
+        raise KeyboardInterrupt("the fit was interrupted: nothing is recorded")
+    return tree
 
 
 def sample_gated(compiled: Any, names: list[str], config: SamplerConfig,

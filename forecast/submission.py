@@ -111,6 +111,9 @@ def prepare(ws: Workspace, con: duckdb.DuckDBPyConnection, priors: Priors, *, so
             warnings.append(f"{q}: not submitted, no judgment recorded (`forecast judge`)")
             continue
         model = r["probability"]
+        if not 0 <= model <= 1:  # NaN too: recorded by an older version from a broken fit
+            raise SubmissionError(f"{q}: the recorded forecast {model} is not a probability; "
+                                  "run `forecast update` (not even --force submits it)")
         agg = ws.config.aggregation
         p = {"model": model, "judgment": own, "pool": judgment.pooled(model, own, agg)}[source]
         text = _reasoning(r, priors, series, prior[q], own, p, source)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from forecast import history, posterior
-from forecast.errors import AsOfError, NotAvailableError
+from forecast.errors import AsOfError, ForecastError, NotAvailableError
 from forecast.fit import SamplerConfig
 from forecast.inputs import claim_terms, questions, read_inputs
 from forecast.posterior import code_version
@@ -146,6 +146,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
             result["without_claims"] = forecast_questions(
                 bare.posterior.to_dataset(), series, questions(priors), as_of, resolved,
                 seed=sampler.seed).probability.where(bare_diagnostics.converged)
+        _check_probabilities(result)
         posterior_file = f"posteriors/{run_id}.nc"
         run = {**identity, "run_id": run_id, "inputs_hash": fingerprint,
                "posterior_file": posterior_file,
@@ -193,6 +194,18 @@ def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date, today: dt.date,
     if as_of < first:
         raise AsOfError(f"--as-of {as_of} is before the first stored event ({first}): there "
                         f"is nothing to fit{hint}")
+
+
+def _check_probabilities(result: xr.Dataset) -> None:
+    """Refuse forecasts that are not probabilities (NaN from a broken fit), whatever the flags:
+    nothing is recorded then."""
+    ok = ((result.low >= 0) & (result.low <= result.probability)
+          & (result.probability <= result.high) & (result.high <= 1))  # NaN compares false
+    if not bool(ok.all()):
+        bad = [str(q) for q in result.question.values[~ok.values]]
+        raise ForecastError(f"the fit gave {len(bad)} question(s) no probability ("
+                            f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): nothing is "
+                            "recorded; run `forecast update` again")
 
 
 def _reusable(ws: Workspace, con: duckdb.DuckDBPyConnection, key: str, value: str,

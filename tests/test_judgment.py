@@ -54,9 +54,12 @@ def test_judgments_are_kept_and_the_latest_counts(workspace):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("extremize = 0.5", "aggregation.extremize: expected a number >= 1, got 0.5"),
+    ("extremize = 0.5", "aggregation.extremize: expected a number from 1 to 1000, got 0.5"),
+    ("model_weight = 1e308", "aggregation.model_weight: expected a number from 0 to 1000, got "
+     "1e+308"),
+    ("model_weight = nan", "aggregation.model_weight: expected a number from 0 to 1000, got nan"),
     ("extremize = 1\nmodel_weight = -1",
-     "aggregation.model_weight: expected a number >= 0, got -1"),
+     "aggregation.model_weight: expected a number from 0 to 1000, got -1"),
     ("extremise = 2", "aggregation.extremise: unknown key (did you mean 'extremize'?)"),
 ])
 def test_bad_aggregation_settings_are_one_line_naming_the_key(runner, workspace, text, message):

@@ -26,3 +26,37 @@ def test_sparse_real_data_pass_the_gate_at_default_settings(runner, tmp_path):
     assert result.exit_code == 0, result.output
     diagnostics = json.loads(result.stdout)["forecasts"][0]["diagnostics"]
     assert diagnostics["converged"], diagnostics
+
+
+def test_forecasts_that_are_not_probabilities_are_never_recorded():
+    """Ctrl-C during `update --allow-unconverged` published NaN forecasts (8 questions at nan%)."""
+    import numpy as np
+    import xarray as xr
+
+    from forecast.errors import ForecastError
+    from forecast.update import _check_probabilities
+
+    def result(p):
+        return xr.Dataset({"probability": ("question", p), "low": ("question", p),
+                           "high": ("question", p)}, coords={"question": ["a", "b"]})
+
+    _check_probabilities(result(np.array([0.0, 0.4])))
+    with pytest.raises(ForecastError, match=r"the fit gave 1 question\(s\) no probability \(b\): "
+                                            "nothing is recorded"):
+        _check_probabilities(result(np.array([0.2, np.nan])))
+
+
+def test_an_interrupted_fit_is_never_returned(monkeypatch):
+    """nutpie returns the draws it has when interrupted (R-hat inf, NaN forecasts downstream):
+    that is an interruption, not a fit."""
+    import numpy as np
+    import nutpie
+    import xarray as xr
+
+    from forecast import fit
+
+    partial = xr.DataTree.from_dict({"posterior": xr.Dataset(
+        {"x": (("chain", "draw"), np.zeros((2, 10)))})})
+    monkeypatch.setattr(nutpie, "sample", lambda *args, **kwargs: partial)
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        fit.sample_compiled(object(), fit.SamplerConfig(draws=100))
