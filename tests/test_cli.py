@@ -397,18 +397,18 @@ def test_events_sql_prints_the_warehouse_query(runner, workspace):
     assert "--format gdelt2" in result.stderr
 
 
-@pytest.mark.slow  # a subprocess each
-@pytest.mark.parametrize("command", [
-    ["events", "import", str(ROOT / "tests" / "data" / "acled-sample.csv")],
-    ["judge", "hybrid-retaliation-by-2027-12-31", "0.3"],
-    ["resolve", "proxy-strikes-by-2026-12-31", "annulled"],
-])
-def test_writing_commands_start_without_the_modelling_libraries(workspace, command):
+@pytest.mark.slow  # a subprocess
+def test_writing_commands_start_without_the_modelling_libraries(workspace):
     """`events import`, `judge` and `resolve` took 2.2 s each, 1.6 s of it importing PyMC,
     ArviZ, SciPy and xarray through the resolution module; they need none of them."""
+    ws = ["--workspace", str(workspace.root)]
+    commands = [[*ws, "events", "import", str(ROOT / "tests" / "data" / "acled-sample.csv")],
+                [*ws, "judge", "hybrid-retaliation-by-2027-12-31", "0.3"],
+                [*ws, "resolve", "proxy-strikes-by-2026-12-31", "annulled"]]
     code = ("import json, sys, cli\n"
-            f"try:\n    cli.main({['--workspace', str(workspace.root), *command]!r})\n"
-            "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            f"for args in {commands!r}:\n"
+            "    try:\n        cli.main(args)\n"
+            "    except SystemExit as exc:\n        assert not exc.code, (args, exc.code)\n"
             "heavy = {'pymc', 'pytensor', 'arviz', 'arviz_stats', 'xarray', 'scipy'}\n"
             "print(json.dumps(sorted(heavy & set(sys.modules))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
