@@ -138,6 +138,9 @@ def load_scenario(path: Path) -> Scenario:
     indicators = []
     for it in t.tables("indicators", _INDICATOR_KEYS, required=False):
         ind_id, ind_title, flt = it.text("id"), it.text("title"), _read_filter(it)
+        if ind_id is not None and not _ID.fullmatch(ind_id):
+            it.problem("id", f"expected lower-case words joined by '-', got {show_value(ind_id)}")
+            ind_id = None
         if ind_id and ind_title and flt:
             indicators.append(Indicator(ind_id, ind_title, flt))
     questions = []
@@ -147,6 +150,9 @@ def load_scenario(path: Path) -> Scenario:
             qt.problem("deadline", f"must be after opened ({opened}), got {deadline}")
             continue
         q_id = qt.text("id", required=False) or (deadline and f"{ident}-by-{deadline.isoformat()}")
+        if q_id and not _ID.fullmatch(q_id):  # ids reach CSV cells and terminals: a slug only
+            qt.problem("id", f"expected lower-case words joined by '-', got {show_value(q_id)}")
+            continue
         if ident and opened and deadline and q_id:
             questions.append(Question(q_id, ident, opened, deadline))
     counter = t.get("counter", bool, required=False) or False

@@ -78,6 +78,12 @@ def test_a_valid_spec(tmp_path):
      "got 'proxies'"),
     ('description = "d"', 'description = "d"\ncounter = "yes"',
      "counter: expected true or false, got 'yes'"),
+    # ids reach CSV cells and terminals: a formula or an escape sequence is refused
+    ("opened = 2026-01-01", 'id = "=HYPERLINK(\\"http://x\\")"\nopened = 2026-01-01',
+     "questions[0].id: expected lower-case words joined by '-', got "
+     "'=HYPERLINK(\"http://x\")'"),
+    ("opened = 2026-01-01", 'id = "q\\u001b[31m"\nopened = 2026-01-01',
+     "questions[0].id: expected lower-case words joined by '-', got 'q\\x1b[31m'"),
 ])
 def test_spec_errors_name_the_key(tmp_path, old, new, problem):
     path = _spec(tmp_path, SPEC.replace(old, new))
@@ -181,3 +187,10 @@ def _filter(actor1, actor2, *codes, min_sources=1):
 def test_filters_overlap_when_actors_intersect_and_a_code_prefixes_the_other(indicator, rule,
                                                                               shared):
     assert indicator.overlap(rule) == shared
+
+
+def test_csv_cells_that_start_like_formulas_are_neutralised():
+    from forecast.platforms.spreadsheet import cell
+
+    assert [cell(t) for t in ("=SUM(A1)", "@SUM(1)", "+1", "-1", "\tx", "proxy-strikes")] == [
+        "'=SUM(A1)", "'@SUM(1)", "'+1", "'-1", "'\tx", "proxy-strikes"]

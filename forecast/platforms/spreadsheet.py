@@ -22,6 +22,12 @@ def csv_text(rows: Sequence[SubmissionRow]) -> str:
     writer.writerow(CSV_HEADER)
     for row in rows:
         low, high = row.interval
-        writer.writerow([row.question, row.deadline.isoformat(), repr(row.probability),
+        writer.writerow([cell(row.question), row.deadline.isoformat(), repr(row.probability),
                          repr(low), repr(high), row.as_of.isoformat()])
     return out.getvalue()
+
+
+def cell(text: str) -> str:
+    """A text cell a spreadsheet will not run: one that starts like a formula (=, +, -, @, a tab
+    or a carriage return) gets a leading apostrophe (OWASP's advice on CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
