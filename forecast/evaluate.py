@@ -254,7 +254,8 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
         tree, diagnostics, fits = sample_gated(compiled, names, sampler,
                                                model_data(fitted, claims),
                                                attempts=1 if allow_unconverged else 2)
-        step = {"as_of": str(t), "fits": fits, "converged": diagnostics.converged, "rows": []}
+        step: dict[str, Any] = {"as_of": str(t), "fits": fits,
+                                "converged": diagnostics.converged, "rows": []}
         if diagnostics.converged or allow_unconverged:
             result = forecast_questions(tree.posterior.to_dataset(), fitted,
                                         _asked(members, bp.horizons, t), t, {},
@@ -313,7 +314,7 @@ def _read_steps(path: Path, bp: BacktestPlan) -> dict[str, dict[str, Any]]:
     ignored)."""
     if not path.is_file():
         return {}
-    steps = {}
+    steps: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
             step = json.loads(line)

@@ -949,7 +949,7 @@ def _stage(
             except (duckdb.InvalidInputException, duckdb.IOException):
                 failed = True
             scan = pending.result()
-        if scan.clean and not failed and not (csv_format and _count(
+        if scan.clean and not failed and not (csv_format and store.count(
                 con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
             return scan
     text = tmp / "events.txt"
@@ -1047,10 +1047,6 @@ def _scratch(con: duckdb.DuckDBPyConnection) -> str | None:
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchone()
     return str(Path(row[0]).parent) if row and row[0] else None
-
-
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int((con.execute(sql).fetchone() or (0,))[0])
 
 
 def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:

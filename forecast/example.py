@@ -21,6 +21,7 @@ from forecast.events import ImportResult
 from forecast.ingest import import_files
 from forecast.platforms import example_platforms_toml
 from forecast.priors import load_priors
+from forecast.resolution import Resolution
 from forecast.scenarios import EventFilter, all_indicators, load_scenarios
 from forecast.series import week_ends
 from forecast.simulate import World, simulate_world, world_events
@@ -94,7 +95,7 @@ def _plausible_parameters(rng: np.random.Generator, counter: list[bool],
             "retaliation": 1.0}
 
 
-def load_example(ws: Workspace) -> tuple[list[ImportResult], list[dict[str, Any]]]:
+def load_example(ws: Workspace) -> tuple[list[ImportResult], list[Resolution]]:
     """Write, import and describe the example events; returns the import results and the
     resolutions the events imply (`forecast.ingest.import_files`)."""
     folder = ws.root / "examples"

@@ -44,7 +44,7 @@ from forecast.events import list_events
 from forecast.files import atomic_write
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
-from forecast.inputs import claim_terms, questions, read_inputs
+from forecast.inputs import claim_terms, questions, read_inputs, store_digest
 from forecast.model import ModelConfig, build_model, model_data
 from forecast.prior_check import PRIOR_SAMPLER, claims_only_forecasts
 from forecast.priors import Priors, load_priors
@@ -128,10 +128,7 @@ def _key(con: Any, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     and resolutions by hand (events imported since B enter its counterfactuals)."""
     h = hashlib.sha256(repr((before and before["run_id"], after["run_id"],
                              posterior.code_version())).encode())
-    for sql in ("SELECT sha256 FROM imports ORDER BY ALL",
-                "SELECT question, state, resolved_on FROM resolutions WHERE method = 'manual' "
-                "ORDER BY ALL"):
-        h.update(repr(con.execute(sql).fetchall()).encode())
+    h.update(store_digest(con))
     return h.hexdigest()[:16]
 
 
@@ -209,10 +206,9 @@ def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, 
                 f"{run['ess_bulk_min']:.0f}, {run['divergences']} divergences): its numbers, and "
                 "so this explanation, are not reliable"
                 for run in (before, after) if run is not None and not run["converged"]]
-    return Explanation(
-        before and as_of_a, as_of_b, "sequential counterfactual refits (see forecast/explain.py)"
-        + ("" if before else "; the previous forecast is the claims' alone, before any event"),
-        out, events, warnings)
+    method = "sequential counterfactual refits (see forecast/explain.py)" + (
+        "" if before else "; the previous forecast is the claims' alone, before any event")
+    return Explanation(as_of_a if before else None, as_of_b, method, out, events, warnings)
 
 
 def _events_that_mattered(con: Any, priors: Priors, since: dt.date,

@@ -105,11 +105,12 @@ def fetch_gdelt2(ws: Workspace, *, since: dt.date, until: dt.date,
             todo = [e for e in listed if e.url not in done]
             result = FetchResult(len(listed), len(listed) - len(todo),
                                  unreadable_lines=unreadable)
-            with tempfile.TemporaryDirectory(prefix="forecast-fetch-", dir=ws.root) as tmp:
-                for done, export in enumerate(todo, 1):
+            # the imports' scratch prefix: a killed fetch's folder is cleaned up like theirs
+            with tempfile.TemporaryDirectory(prefix="forecast-import-fetch-", dir=ws.root) as tmp:
+                for k, export in enumerate(todo, 1):
                     problem = _fetch_one(con, ws, export, Path(tmp), result)
                     if progress is not None:
-                        progress(done, len(todo), problem)
+                        progress(k, len(todo), problem)
             if result.imported:
                 resolution.sync_workspace(ws, con, by="forecast events fetch")
         finally:

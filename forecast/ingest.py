@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from forecast import resolution
 from forecast.events import Format, ImportResult, import_events
@@ -20,7 +19,7 @@ from forecast.workspace import Workspace
 def import_files(ws: Workspace, paths: Sequence[Path], *, fmt: Format = "auto",
                  by: str = "forecast events import",
                  each: Callable[[Path, ImportResult], None] | None = None
-                 ) -> tuple[list[ImportResult], list[dict[str, Any]]]:
+                 ) -> tuple[list[ImportResult], list[resolution.Resolution]]:
     """Import `paths` in order, then record the resolutions the events imply.
 
     Parameters

@@ -142,7 +142,8 @@ def indicator_chart(series: xr.Dataset, escalation: np.ndarray, path: Path) -> N
     axes[0].set_ylabel("escalation", fontsize=8)
     axes[0].set_title("Escalation level (posterior median, 90% band) and the indicators\n"
                       "behind it (weekly event counts)", fontsize=10)
-    colours = dict(zip(series.scenario.values, plt.get_cmap("tab10").colors, strict=False))
+    colours = dict(zip(series.scenario.values, plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                       strict=False))
     for ax, ident in zip(axes[1:], indicators, strict=True):
         ax.fill_between(weeks, series.indicator_events.sel(indicator=ident).values, step="pre",
                         color="tab:gray")

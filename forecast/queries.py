@@ -1,11 +1,14 @@
 """Read-only views of a workspace's store: its events (through the filters the scenarios
-define), their counts, and the recorded forecasts. Each opens the store read-only for the call.
+define), their counts, and the recorded forecasts. Each opens the store read-only for the call
+(`matching` takes an open one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
+import duckdb
 
 from forecast import history
 from forecast.events import event_stats, list_events
@@ -18,12 +21,18 @@ from forecast.workspace import Workspace
 def events(ws: Workspace, *, since: dt.date | None, until: dt.date | None,
            rule: EventFilter | None, limit: int | None) -> list[dict[str, Any]]:
     """Stored events by date, those meeting `rule` when given."""
+    with ws.store(read_only=True) as con:
+        return matching(con, since=since, until=until, rule=rule, limit=limit)
+
+
+def matching(con: duckdb.DuckDBPyConnection, *, since: dt.date | None, until: dt.date | None,
+             rule: EventFilter | None, limit: int | None = None) -> list[dict[str, Any]]:
+    """`events` on an open store."""
     flt: dict[str, Any] = {}
     if rule is not None:
         flt = {"actor1": rule.actor1, "actor2": rule.actor2, "codes": rule.codes,
                "min_sources": rule.min_sources}
-    with ws.store(read_only=True) as con:
-        return list_events(con, since=since, until=until, limit=limit, **flt)
+    return list_events(con, since=since, until=until, limit=limit, **flt)
 
 
 def stats(ws: Workspace) -> dict[str, Any]:

@@ -126,6 +126,13 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         priors = load_priors(ws.priors_dir)
         # deadlines passed by the as-of date, so that the report's scores are reproducible
         scores = score_workspace(con, priors, today=run["as_of"])
+        since = min([r["as_of"] - dt.timedelta(weeks=2) for r in every]
+                    + [q.opened for s in priors.scenarios.values() for q in s.questions])
+        rule_days = {s.id: sorted({e["date"] for m in s.union or (s.id,)
+                                   for e in queries.matching(
+                                       con, since=since, until=run["as_of"],
+                                       rule=priors.scenarios[m].resolution)})
+                     for s in priors.scenarios.values()}  # the days of events meeting its rule
     finally:
         con.close()
     tree = open_run(ws, run)
@@ -148,7 +155,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
              "Adversaries” happens by each deadline, from the document's claims (as priors) "
              "updated with coded events. Intervals are 90% credible intervals.")
     _headline(doc, rows, previous, _bottom_line(priors, rows, posterior, series, run))
-    _scenarios(doc, out, priors, rows, every, posterior, series, run, ws)
+    _scenarios(doc, out, priors, rows, every, posterior, series, run, rule_days)
     _prior_vs_posterior(doc, out, priors, posterior, series, ws)
     _indicators(doc, out, series, posterior, priors)
     _changes(doc, rows, previous, _explanation(ws) if explain and previous else None)
@@ -256,10 +263,10 @@ def _status(status: str) -> str:
 
 
 def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict],
-               posterior: xr.Dataset, series: xr.Dataset, run: dict, ws: Workspace) -> None:
+               posterior: xr.Dataset, series: xr.Dataset, run: dict,
+               rule_days: dict[str, list[dt.date]]) -> None:
     as_of = run["as_of"]
     until = max(r["deadline"] for r in rows)
-    since = min(r["as_of"] for r in every) - dt.timedelta(weeks=2)
     constraints = {c.claim.id: c for c in priors.constraints()}
     unions = {s.id: list(s.union) or [s.id] for s in priors.scenarios.values()}
     curves = cumulative_probability(posterior, series, unions, as_of, until, seed=run["seed"],
@@ -268,7 +275,6 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
         mine = [r for r in rows if r["scenario"] == scenario.id]
         doc.heading(2, f"{scenario.title} ({scenario.id})")
         doc.para(scenario.description)
-        members = unions[scenario.id]
         is_open = [r for r in mine if r["status"] == "open"]
         curve = curves.sel(scenario=scenario.id)
         happened = any(r["status"] == "yes" for r in mine)
@@ -285,7 +291,7 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
         start = min(q.opened for q in scenario.questions)
         plots.history_chart([r for r in every if r["question"] in shown],
                             f"{scenario.title}: forecast history", hist,
-                            _rule_days(ws, priors, members, min(since, start), as_of), start)
+                            rule_days[scenario.id], start)
         doc.image(hist, f"Forecast history of {scenario.title}")
         if scenario.resolution:
             doc.para(f"Resolves YES on: {scenario.resolution.describe()}.")
@@ -297,13 +303,6 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
             for c in claims:
                 doc.quote(c.claim.quote, f"{c.claim.id}: {c.claim.wording} "
                           f"{c.claim.horizon.phrase}; {c.describe()}")
-
-
-def _rule_days(ws: Workspace, priors, members: list[str], since: dt.date,
-               until: dt.date) -> list[dt.date]:
-    """The days with an event meeting any member's rule."""
-    return sorted({e["date"] for m in members for e in queries.events(
-        ws, since=since, until=until, rule=priors.scenarios[m].resolution, limit=None)})
 
 
 def _prior_vs_posterior(doc: _Doc, out: Path, priors, posterior: xr.Dataset,

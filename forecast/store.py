@@ -247,7 +247,7 @@ def verify(path: Path) -> dict[str, int]:
         rows = {}
         for table in tables(con):
             try:
-                rows[table] = _count(con, f'SELECT count(hash(t)) FROM "{table}" t')
+                rows[table] = count(con, f'SELECT count(hash(t)) FROM "{table}" t')
             except duckdb.Error as exc:
                 raise StoreDamagedError(f"{path}: the event store is damaged (table {table}: "
                                         f"{first_line(exc)}); {RECOVERY}") from exc
@@ -260,7 +260,7 @@ def row_counts(path: Path) -> dict[str, int]:
     """The number of rows of each table (from DuckDB's metadata: cheap, reads no data)."""
     con = open_store(path, read_only=True, wait=0)
     try:
-        return {t: _count(con, f'SELECT count(*) FROM "{t}"') for t in tables(con)}
+        return {t: count(con, f'SELECT count(*) FROM "{t}"') for t in tables(con)}
     finally:
         con.close()
 
@@ -328,7 +328,7 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
                               f"{_identity('e.')} IS NOT DISTINCT FROM g.identity"])
     key = ", ".join([*DEDUP_KEY, f"{_identity()} AS identity"])
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "duplicates")
-    total = _count(con, f"SELECT count(*) FROM {rows}")
+    total = count(con, f"SELECT count(*) FROM {rows}")
     fresh = f"{rows} WHERE line NOT IN (SELECT line FROM event_sources WHERE sha256 = ?)"
     # One row per key among the source rows not counted before; `known` when the store already
     # has the event.
@@ -349,7 +349,7 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
             FROM {rows} r JOIN _groups g ON r.line = g.first_line
             WHERE NOT g.known ORDER BY r.date, r.line"""
     )
-    imported = _count(con, "SELECT count(*) FROM _groups WHERE NOT known")
+    imported = count(con, "SELECT count(*) FROM _groups WHERE NOT known")
     con.execute(
         f"INSERT INTO event_sources SELECT ?, line FROM {fresh} ORDER BY line", [sha256, sha256]
     )
@@ -358,9 +358,8 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
 
 
 def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    (n,) = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
-                       "AND column_name = ?", [table, column]).fetchone() or (0,)
-    return n > 0
+    return count(con, "SELECT count(*) FROM information_schema.columns WHERE table_name = ? "
+                      "AND column_name = ?", [table, column]) > 0
 
 
 def log_import(
@@ -394,6 +393,7 @@ def log_import(
     )
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+def count(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> int:
+    """The integer a counting query returns (0 if it returns no row)."""
+    row = con.execute(sql, params or []).fetchone()
     return int(row[0]) if row else 0

@@ -25,7 +25,7 @@ import duckdb
 from forecast import history, posterior
 from forecast.errors import AsOfError, ForecastError, NotAvailableError
 from forecast.fit import SamplerConfig
-from forecast.inputs import claim_terms, questions, read_inputs
+from forecast.inputs import claim_terms, questions, read_inputs, store_digest
 from forecast.posterior import code_version
 from forecast.store import transaction
 from forecast.workspace import Workspace
@@ -33,6 +33,8 @@ from forecast.workspace import Workspace
 if TYPE_CHECKING:
     import numpy as np
     import xarray as xr
+
+    from forecast.scenarios import Verdict
 
 
 
@@ -51,15 +53,11 @@ def inputs_fingerprint(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: dt.
                              code_version())).encode())
     for path in sorted(p for p in ws.priors_dir.rglob("*") if p.is_file()):
         h.update(path.relative_to(ws.priors_dir).as_posix().encode() + b"\0" + path.read_bytes())
-    for sql in ("SELECT sha256, format, region, imported, duplicate FROM imports ORDER BY ALL",
-                "SELECT count(*), coalesce(sum(duplicates), 0) FROM events",
-                "SELECT question, state, resolved_on FROM resolutions WHERE method = 'manual' "
-                "ORDER BY ALL"):
-        h.update(repr(con.execute(sql).fetchall()).encode())
+    h.update(store_digest(con))
     return h.hexdigest()
 
 
-def _data_hash(series: xr.Dataset, resolved: dict[str, tuple[str, dt.date]]) -> str:
+def _data_hash(series: xr.Dataset, resolved: dict[str, Verdict]) -> str:
     import numpy as np
 
     h = hashlib.sha256()
