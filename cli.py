@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from forecast import __version__
-from forecast.errors import ForecastError, NotAvailableError
+from forecast.errors import ForecastError, NotAvailableError, first_line
 
 
 class _Group(click.Group):
@@ -29,6 +29,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a read-only or full disk, a missing folder, a looping link
+            raise click.ClickException(os_error(exc)) from None
         except Exception as exc:  # a damaged store found while reading it, past its opening
             if type(exc).__module__.partition(".")[0] not in ("duckdb", "_duckdb"):
                 raise
@@ -38,6 +40,26 @@ class _Group(click.Group):
             if error is None:
                 raise
             raise click.ClickException(str(error)) from None
+
+
+#: What to do about the file system's refusals, by errno name.
+_OS_ADVICE = {"EROFS": "the file system is read-only; run where you may write",
+              "ENOSPC": "the disk is full; free some space and run the command again",
+              "EDQUOT": "your disk quota is used up; free some space and run the command again",
+              "EACCES": "you may not write there; check the permissions",
+              "EPERM": "you may not write there; check the permissions",
+              "ELOOP": "symbolic links loop there; remove the link",
+              "ENOENT": "check the path"}
+
+
+def os_error(exc: OSError) -> str:
+    """An `OSError` as one line: the path, the system's reason and what to do."""
+    import errno
+
+    path = exc.filename if exc.filename is not None else "a file"
+    advice = _OS_ADVICE.get(errno.errorcode.get(exc.errno or 0, ""), "")
+    reason = exc.strerror or first_line(exc)
+    return f"{path}: {reason}" + (f"; {advice}" if advice else "")
 
 
 def emit_json(data: Any) -> None:
@@ -190,6 +212,8 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
     from forecast.priors import load_priors
 
     ws = _workspace(ctx)
+    if plot is not None:
+        ws.check_output(plot)
     p = load_priors(ws.priors_dir)
     constraints, conflicts = p.constraints(), p.conflicts()
     predictive = _prior_predictive(ws, p) if model and not conflicts else None
@@ -778,7 +802,10 @@ def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
     """
     from forecast import evaluate, scoring
 
-    result = evaluate.score(_workspace(ctx), today=_today())
+    ws = _workspace(ctx)
+    if plot is not None:
+        ws.check_output(plot)
+    result = evaluate.score(ws, today=_today())
     if plot is not None:
         scoring.plot_reliability(result.calibration, plot,
                                  title="Reliability of the model's resolved forecasts")
@@ -832,7 +859,7 @@ def _score_lines(overall: dict[str, Any], what: str, label: str = "") -> None:
 @sampler_options()
 @click.option("--allow-unconverged", is_flag=True,
               help="Score steps whose fit fails the diagnostics gate (counted) instead of "
-                   "refitting once and then dropping them.")
+                   "refitting and then dropping them.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the model's reliability diagram as a PNG.")
 @output_options
@@ -845,7 +872,7 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
     At each step the model is fitted to the events known then (with the update's sampler
     settings) and asked whether each scenario happens in the next h weeks; later events resolve
     these questions. The claims alone and each scenario's base rate are scored beside it, in the
-    same run. A step whose fit fails the gate is refitted with the next seed, then dropped for
+    same run. A step whose fit fails the gate is refitted as an update's is, then dropped for
     every method and counted.
     """
     from forecast import scoring
@@ -873,13 +900,16 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
         fitted.append(time.monotonic())
         flag = "" if diagnostics.converged else (
             "  (did not pass the gate: scored)" if allow_unconverged
-            else "  (did not pass the gate twice: dropped)")
+            else "  (did not pass the gate, refits included: dropped)")
         each = (fitted[-1] - started) / len(fitted)
         eta = f", about {_duration(each * (total - done))} left" if done < total else ""
         click.echo(f"  step {done}/{total}{eta}{flag}", err=True)
 
+    ws = _workspace(ctx)
+    if plot is not None:
+        ws.check_output(plot)
     result = backtest_workspace(
-        _workspace(ctx), start=start and start.date(), end=end and end.date(),
+        ws, start=start and start.date(), end=end and end.date(),
         step_weeks=step_weeks, horizons=horizon_weeks, window=window,
         sampler=SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed),
         allow_unconverged=allow_unconverged, planned=planned, progress=progress,

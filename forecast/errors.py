@@ -62,6 +62,10 @@ class AsOfError(ForecastError):
     """An as-of date no forecast can honestly be made at: in the future, or before the data."""
 
 
+class OutputError(ForecastError):
+    """An output path (``--out``, ``--plot``) that may not or cannot be written."""
+
+
 class StoreDamagedError(WorkspaceError):
     """The event store file cannot be read whole (truncated, overwritten, or rows lost)."""
 

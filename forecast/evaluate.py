@@ -29,6 +29,7 @@ import xarray as xr
 from forecast import history, resolution, scoring
 from forecast.errors import NotAvailableError
 from forecast.fit import (
+    ATTEMPTS,
     Diagnostics,
     SamplerConfig,
     compile_model,
@@ -185,8 +186,8 @@ class Backtest:
     sampler: SamplerConfig
     forecasts: list[dict[str, Any]]
     methods: dict[str, dict[str, Any]]
-    refitted: int  # steps fitted twice
-    dropped: list[str]  # the as-of days of steps dropped (their fit failed the gate twice)
+    refitted: int  # steps fitted more than once
+    dropped: list[str]  # the as-of days of steps dropped (their last fit failed the gate)
     unconverged: int  # steps scored although their fit failed the gate (allow_unconverged)
     resumed: int  # steps read back from the checkpoint of an interrupted run
 
@@ -253,7 +254,7 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
             compiled = compile_model(model)
         tree, diagnostics, fits = sample_gated(compiled, names, sampler,
                                                model_data(fitted, claims),
-                                               attempts=1 if allow_unconverged else 2)
+                                               attempts=1 if allow_unconverged else ATTEMPTS)
         step: dict[str, Any] = {"as_of": str(t), "fits": fits,
                                 "converged": diagnostics.converged, "rows": []}
         if diagnostics.converged or allow_unconverged:
@@ -285,7 +286,7 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
             for s in steps if s["as_of"] not in dropped for r in s["rows"]]
     if not rows:
         raise NotAvailableError(
-            f"every step's fit failed the diagnostics gate twice ({len(dropped)} dropped): "
+            f"every step's last fit failed the diagnostics gate ({len(dropped)} dropped): "
             "raise --draws/--tune, or pass --allow-unconverged to score them anyway")
     methods = {}
     for m in METHODS:

@@ -6,6 +6,8 @@ import contextlib
 import os
 import re
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +42,32 @@ def atomic_file(path: Path, write: Callable[[str], object]) -> None:
         raise
     with contextlib.suppress(OSError):  # the rename itself, where folders can be synced
         _fsync(path.parent)
+
+
+def write_output(path: Path, write: Callable[[str], object]) -> None:
+    """Write a file the user named (``--out``, ``--plot``) by calling `write(path to write)`.
+
+    ``-`` is standard output; a path that exists and is not a regular file (a device, a FIFO,
+    ``/proc/self/fd/1``) is written through, never replaced by a file; a regular file, or a new
+    one, is written atomically where its symbolic links lead (`atomic_file`), so the links stay.
+    Check the path first with `forecast.workspace.Workspace.check_output`.
+    """
+    try:
+        if str(path) == "-":
+            with tempfile.TemporaryDirectory(prefix="forecast-out-") as folder:
+                tmp = os.path.join(folder, "out")
+                write(tmp)
+                sys.stdout.flush()
+                sys.stdout.buffer.write(Path(tmp).read_bytes())
+                sys.stdout.buffer.flush()
+        elif path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            write(str(path))
+        else:
+            atomic_file(Path(os.path.realpath(path)), write)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write names no file: name the output
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
 
 
 def _fsync(path: str | Path) -> None:

@@ -97,8 +97,8 @@ Choices that depart from the plain formulation, and why:
   AR(1) over a gap of g weeks is one Gaussian transition.
   The ``escalation`` deterministic is NaN in unseen weeks, and the gate does not judge it there.
 - **Sampler**: nutpie with a diagonal mass matrix, target_accept 0.95, 2 x 2000 draws after 1000
-  tuning steps (`forecast.fit`); a fit that fails the gate is refitted once with a low-rank mass
-  matrix (`forecast.fit.sample_gated`).
+  tuning steps (`forecast.fit`); a fit that fails the gate is refitted with a low-rank mass matrix,
+  then with chains twice as long (`forecast.fit.sample_gated`).
 - **Likelihood terms that are constants of the data are left out** (log n! and log y!), and the
   negative binomial is written out (`negative_binomial_logp`): the log-posterior differs from
   PyMC's by a constant, which changes nothing in the sampling.

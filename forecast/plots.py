@@ -16,16 +16,19 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import PercentFormatter
 
-from forecast.files import atomic_file
+from forecast.files import write_output
 
 DPI = 110
 
 
 def save_png(fig: Any, path: Path) -> None:
-    """Lay out `fig`, write it to `path` as a PNG atomically, and close it."""
+    """Lay out `fig`, write it to `path` as a PNG (`forecast.files.write_output`: atomically,
+    or through a device, or to stdout for ``-``), and close it."""
     fig.tight_layout()
-    atomic_file(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
-    plt.close(fig)
+    try:
+        write_output(path, lambda target: fig.savefig(target, dpi=DPI, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def _date_axis(ax: Any) -> None:

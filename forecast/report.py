@@ -108,7 +108,9 @@ class _Doc:
 def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
     """Write report.md, report.html and the PNGs of the latest update to `out`; returns the
     Markdown file. With `explain`, "What changed" also decomposes the change by cause
-    (`forecast.explain`, one refit per cause). Raises `ForecastError` when there is no update."""
+    (`forecast.explain`, one refit per cause). Raises `ForecastError` when there is no update,
+    `OutputError` when `out` is one of the workspace's own folders."""
+    ws.refuse_own(out)
     if not ws.store_path.exists():
         raise ForecastError("no forecasts to report: run `forecast update` first")
     con = open_store(ws.store_path, read_only=True)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from forecast import history, judgment, posterior, resolution
 from forecast.errors import NotAvailableError, SubmissionError
-from forecast.files import atomic_write
+from forecast.files import write_output
 from forecast.inputs import questions
 from forecast.platforms import (
     JSON_PLATFORMS,
@@ -171,6 +171,8 @@ def submit(ws: Workspace, platform: Platform, *, source: Source, force: bool, to
     platform's payload (Metaculus post ids resolved, each shown with its question's title),
     write it to `out` (or `stdout` when neither `out` nor `send`), post it when `send`, then
     record what was submitted where. Messages go to `stderr` as they happen."""
+    if out is not None:
+        ws.check_output(out)
     priors = load_priors(ws.priors_dir)
     with ws.lock():
         with ws.store(read_only=True) as con:
@@ -183,9 +185,9 @@ def submit(ws: Workspace, platform: Platform, *, source: Source, force: bool, to
             stderr(f"warning: {w}")
         destinations = []
         if out is not None:
-            atomic_write(out, built.text)
+            write_output(out, lambda target: Path(target).write_bytes(built.text.encode()))
             stderr(f"Wrote {len(built.sent)} forecast(s) to {out}.")
-            destinations.append(str(out))
+            destinations.append("stdout" if str(out) == "-" else str(out))
         elif not send:
             stdout(built.text)
             destinations.append("stdout")

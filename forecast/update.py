@@ -128,7 +128,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
 
         claims = claim_terms(priors)
         model = build_model(series, claims, ModelConfig())
-        # a fit that fails the gate is refitted once (low-rank mass matrix, `sample_gated`)
+        # a failing fit is refitted (low-rank mass matrix, longer chains: `sample_gated`)
         tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
         if not allow_unconverged:
             diagnostics.check()

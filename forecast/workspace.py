@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib.resources
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from forecast.config import (
     read_config,
 )
 from forecast.errors import (
+    OutputError,
     StoreDamagedError,
     WorkspaceBusyError,
     WorkspaceError,
@@ -67,6 +69,37 @@ class Workspace:
     @property
     def backup_path(self) -> Path:
         return self.root / "store.backup.duckdb"
+
+    def own_files(self) -> list[Path]:
+        """The workspace's own files and folders (everything in its layout but nothing else)."""
+        files = [self.root / CONFIG_FILE, self.store_path, self.backup_path, self.root / ".lock"]
+        return files + [f.with_name(f.name + ".wal") for f in files[1:3]] + [
+            self.priors_dir, self.posteriors_dir, self.root / "broken"]
+
+    def check_output(self, path: Path) -> Path:
+        """`path` if a command may write its output there (`forecast.files.write_output`):
+        ``-``, or a file outside the workspace's own files whose folder exists; else raise
+        `OutputError` saying why. Checked before the command's work, not after it."""
+        if str(path) == "-":
+            return path
+        real = self.refuse_own(path)
+        if real.is_dir():
+            raise OutputError(f"{path} is a folder; name a file")
+        if not real.parent.is_dir():
+            raise OutputError(f"{path}: the folder {real.parent} does not exist; create it "
+                              "first or name another")
+        return path
+
+    def refuse_own(self, path: Path) -> Path:
+        """Where `path` leads, unless that is one of the workspace's own files or inside one of
+        its own folders (`own_files`): then raise `OutputError`."""
+        real = Path(os.path.realpath(path))
+        for own in self.own_files():
+            mine = Path(os.path.realpath(own))
+            if real == mine or mine in real.parents:
+                raise OutputError(f"{path}: that is the workspace's own {own.name}; "
+                                  "write the output elsewhere")
+        return real
 
     @contextlib.contextmanager
     def store(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

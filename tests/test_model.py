@@ -320,13 +320,27 @@ def test_simulated_worlds_are_reproducible():
     assert a.params["beta"].tolist() == b.params["beta"].tolist()
 
 
+def test_a_failing_fit_is_refitted_low_rank_then_with_longer_chains(monkeypatch):
+    """The gate's ladder (`sample_gated`): the diagonal mass matrix, then the next seed with a
+    low-rank one, then chains twice as long; the last fit is judged as it is."""
+    import forecast.fit as fit
+
+    made: list[SamplerConfig] = []
+    monkeypatch.setattr(fit, "sample_compiled", lambda _c, config, _d=None: made.append(config))
+    monkeypatch.setattr(fit, "diagnose", lambda _t, _n: fit.Diagnostics(1.0, 300.0, 0, "phi[k]"))
+    _tree, diagnostics, fits = sample_gated(None, [], SamplerConfig(draws=100, tune=50, seed=7))
+    assert fits == 3 and not diagnostics.converged
+    assert [(c.seed, c.adaptation, c.draws, c.tune) for c in made] == [
+        (7, "diag", 100, 50), (8, "low_rank", 100, 50), (9, "low_rank", 200, 100)]
+
+
 # --- with MCMC ---------------------------------------------------------------------------------
 
 SMALL = SamplerConfig(draws=1000, tune=500, chains=2, seed=11)
 
 
 def _fit(series, config=ModelConfig(), claims=(), sampler=SMALL):
-    """As the update samples: a fit that fails the gate is refitted once (`sample_gated`)."""
+    """As the update samples: a fit that fails the gate is refitted (`sample_gated`)."""
     model = build_model(series, claims, config)
     tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
     return tree, diagnostics
