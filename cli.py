@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from forecast import __version__
-from forecast.errors import ForecastError, NotAvailableError, first_line
+from forecast.errors import ForecastError, NotAvailableError, os_error_line
 
 
 class _Group(click.Group):
@@ -30,36 +30,17 @@ class _Group(click.Group):
         except ForecastError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # a read-only or full disk, a missing folder, a looping link
-            raise click.ClickException(os_error(exc)) from None
+            raise click.ClickException(os_error_line(exc)) from None
         except Exception as exc:  # a damaged store found while reading it, past its opening
             if type(exc).__module__.partition(".")[0] not in ("duckdb", "_duckdb"):
                 raise
-            from forecast.store import damage
+            from forecast.store import damage, refusal
 
-            error = damage(exc, ctx.obj["workspace"] / "store.duckdb")
+            path = ctx.obj["workspace"] / "store.duckdb"
+            error = damage(exc, path) or refusal(exc, path)
             if error is None:
                 raise
             raise click.ClickException(str(error)) from None
-
-
-#: What to do about the file system's refusals, by errno name.
-_OS_ADVICE = {"EROFS": "the file system is read-only; run where you may write",
-              "ENOSPC": "the disk is full; free some space and run the command again",
-              "EDQUOT": "your disk quota is used up; free some space and run the command again",
-              "EACCES": "you may not write there; check the permissions",
-              "EPERM": "you may not write there; check the permissions",
-              "ELOOP": "symbolic links loop there; remove the link",
-              "ENOENT": "check the path"}
-
-
-def os_error(exc: OSError) -> str:
-    """An `OSError` as one line: the path, the system's reason and what to do."""
-    import errno
-
-    path = exc.filename if exc.filename is not None else "a file"
-    advice = _OS_ADVICE.get(errno.errorcode.get(exc.errno or 0, ""), "")
-    reason = exc.strerror or first_line(exc)
-    return f"{path}: {reason}" + (f"; {advice}" if advice else "")
 
 
 def emit_json(data: Any) -> None:

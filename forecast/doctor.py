@@ -71,9 +71,10 @@ class Finding:
 
 
 def doctor(ws: Workspace, *, repair: bool = False) -> list[Finding]:
-    """Check the workspace (holding its lock) and, with `repair`, repair it; see the module's
-    documentation. Returns what was found, damaged files first."""
-    with ws.lock(housekeeping=False):
+    """Check the workspace (holding its lock, unless it is on a read-only file system, where
+    nobody writes) and, with `repair`, repair it; see the module's documentation. Returns what
+    was found, damaged files first."""
+    with ws.lock(housekeeping=False, unless_read_only=not repair):
         aside = _Aside(ws)
         findings = _temp_files(ws, repair) + _store(ws, aside, repair)
         if not any(f.state == "damaged" for f in findings):

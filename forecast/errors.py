@@ -1,5 +1,7 @@
 """The project's exceptions: one small hierarchy, each message a single line for the user."""
 
+import errno
+
 
 class ForecastError(Exception):
     """Base of every error the CLI reports as a one-line `Error:` with exit status 1."""
@@ -77,3 +79,22 @@ class PosteriorError(WorkspaceError):
 def first_line(exc: BaseException) -> str:
     """The first line of another library's error message, to quote in one of ours."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+#: What to do about the file system's refusals.
+OS_ADVICE = {errno.EROFS: "commands that write need a writable workspace or folder: copy it "
+                          "somewhere writable",
+             errno.ENOSPC: "the disk is full; free some space and run the command again",
+             errno.EDQUOT: "your disk quota is used up; free some space and run the command "
+                           "again",
+             errno.EACCES: "you may not write there; check the permissions",
+             errno.EPERM: "you may not write there; check the permissions",
+             errno.ELOOP: "symbolic links loop there; remove the link",
+             errno.ENOENT: "check the path"}
+
+
+def os_error_line(exc: OSError) -> str:
+    """An `OSError` as one line: the path, the system's reason and what to do."""
+    path = exc.filename if exc.filename is not None else "a file"
+    advice = OS_ADVICE.get(exc.errno or 0)
+    return f"{path}: {exc.strerror or first_line(exc)}" + (f"; {advice}" if advice else "")

@@ -326,12 +326,16 @@ def _read_steps(path: Path, bp: BacktestPlan) -> dict[str, dict[str, Any]]:
 
 
 def _append_step(path: Path, step: dict[str, Any]) -> None:
-    """One line per finished step, on disk before the next fit starts."""
-    path.parent.mkdir(exist_ok=True)
-    with path.open("a") as f:
-        f.write("\n" + json.dumps(step) + "\n")  # after a torn line, a fresh one
-        f.flush()
-        os.fsync(f.fileno())
+    """One line per finished step, on disk before the next fit starts; where it cannot be
+    written (a read-only workspace, a full disk) the backtest goes on without it."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with path.open("a") as f:
+            f.write("\n" + json.dumps(step) + "\n")  # after a torn line, a fresh one
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        pass
 
 
 def _asked(members: dict[str, list[str]], horizons: tuple[int, ...],

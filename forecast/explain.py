@@ -41,7 +41,7 @@ import xarray as xr
 from forecast import history, posterior, resolution
 from forecast.errors import ForecastError
 from forecast.events import list_events
-from forecast.files import atomic_write
+from forecast.files import write_cache
 from forecast.fit import SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs, store_digest
@@ -118,7 +118,8 @@ def explain(ws: Workspace, question: str | None = None) -> Explanation:
         full = _read(cache)
     else:
         full = _explain_all(ws, before, after, rows_before, rows_after, first_event)
-        atomic_write(cache, json.dumps(full.as_dict(), default=str))
+        text = json.dumps(full.as_dict(), default=str)
+        write_cache(cache, lambda tmp: Path(tmp).write_text(text))
     return replace(full, questions=[q for q in full.questions
                                     if question is None or q["question"] == question])
 

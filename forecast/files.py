@@ -44,6 +44,17 @@ def atomic_file(path: Path, write: Callable[[str], object]) -> None:
         _fsync(path.parent)
 
 
+def write_cache(path: Path, write: Callable[[str], object]) -> bool:
+    """`atomic_file` for a file that only saves work: where it cannot be written (a read-only
+    workspace, a full disk) the command goes on without it. Returns whether it was written."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_file(path, write)
+    except OSError:
+        return False
+    return True
+
+
 def write_output(path: Path, write: Callable[[str], object]) -> None:
     """Write a file the user named (``--out``, ``--plot``) by calling `write(path to write)`.
 

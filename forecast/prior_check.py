@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from forecast.files import atomic_file
+from forecast.files import write_cache
 from forecast.fit import Diagnostics, SamplerConfig, compile_model, gated, sample_gated
 from forecast.forecasts import QuestionSpec, claim_draws, forecast_questions
 from forecast.inputs import claim_terms, questions
@@ -50,8 +50,7 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
                                  "constant_data": series})
     out.attrs = {k: int(v) if isinstance(v, bool) else v
                  for k, v in diagnostics.as_dict().items()}
-    cache_dir.mkdir(exist_ok=True)
-    atomic_file(cache, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"))
+    write_cache(cache, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"))
     return out
 
 

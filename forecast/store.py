@@ -26,6 +26,7 @@ leaves the store as it was.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -35,7 +36,15 @@ from pathlib import Path
 
 import duckdb
 
-from forecast.errors import StoreDamagedError, WorkspaceBusyError, WorkspaceError, first_line
+from forecast.errors import (
+    OS_ADVICE,
+    ForecastError,
+    StoreDamagedError,
+    WorkspaceBusyError,
+    WorkspaceError,
+    first_line,
+    os_error_line,
+)
 
 SCHEMA_VERSION = 1
 
@@ -205,6 +214,19 @@ def damage(exc: BaseException, path: Path) -> StoreDamagedError | None:
         return None
     return StoreDamagedError(f"{path}: the event store is damaged ({first_line(exc)}); "
                              f"{RECOVERY}")
+
+
+def refusal(exc: BaseException, path: Path) -> ForecastError | None:
+    """`exc`, raised by DuckDB writing the store at `path`, as one line if the file system
+    refused the write (a full disk, a read-only one: DuckDB quotes the system's words); else
+    None. The transaction was rolled back: nothing of the command is in the store."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    for code in OS_ADVICE:
+        if os.strerror(code) in str(exc):
+            return ForecastError(os_error_line(OSError(code, os.strerror(code), str(path)))
+                                 + " (nothing of this command was stored)")
+    return None
 
 
 def journal(path: Path) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import importlib.resources
 import os
 import shutil
@@ -42,6 +43,7 @@ from forecast.errors import (
     StoreDamagedError,
     WorkspaceBusyError,
     WorkspaceError,
+    os_error_line,
 )
 from forecast.files import atomic_file, atomic_write, is_stray_temp, remove
 
@@ -125,14 +127,16 @@ class Workspace:
             yield con
 
     @contextlib.contextmanager
-    def lock(self, *, housekeeping: bool = True) -> Iterator[None]:
+    def lock(self, *, housekeeping: bool = True,
+             unless_read_only: bool = False) -> Iterator[None]:
         """Hold the workspace's write lock, waiting at most `lock_timeout` seconds for it.
 
         With `housekeeping`, the temporary files and folders of killed commands are removed on
         taking it, and the store is copied to its backup on releasing it if it changed
         (`backup_store`), also when the block failed (a damaged store keeps the old backup).
         A store that is gone while its backup is there is not made anew: that would start the
-        history again.
+        history again. With `unless_read_only`, a workspace on a read-only file system (no lock
+        file can be made there, and nobody can write) runs the block without the lock.
 
         Raises
         ------
@@ -142,6 +146,7 @@ class Workspace:
             The store is gone but its backup is there, or the store is damaged on release.
         """
         lock = filelock.FileLock(self.root / ".lock", timeout=self.config.lock_timeout)
+        held = True
         try:
             lock.acquire()
         except filelock.Timeout:
@@ -149,6 +154,13 @@ class Workspace:
                 f"workspace {self.root} is busy: another forecast command is writing to it "
                 f"(waited {self.config.lock_timeout:g} s); try again when it has finished"
             ) from None
+        except OSError as exc:
+            if not (unless_read_only and exc.errno == errno.EROFS):
+                raise
+            held = False
+        if not held:  # a read-only file system: nobody writes
+            yield
+            return
         try:
             if housekeeping:
                 _check_not_gone(self)
@@ -162,7 +174,13 @@ class Workspace:
                         backup_store(self)
                 raise
             if housekeeping:
-                backup_store(self)
+                try:
+                    backup_store(self)
+                except OSError as exc:  # a full disk: the block's work is in the store
+                    raise WorkspaceError(
+                        f"the command's changes are stored, but the store's backup could not be "
+                        f"made ({os_error_line(exc)}); the next writing command or `forecast "
+                        "doctor --repair` makes it") from None
         finally:
             lock.release()
 

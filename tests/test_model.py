@@ -322,7 +322,7 @@ def test_simulated_worlds_are_reproducible():
 
 def test_a_failing_fit_is_refitted_low_rank_then_with_longer_chains(monkeypatch):
     """The gate's ladder (`sample_gated`): the diagonal mass matrix, then the next seed with a
-    low-rank one, then chains twice as long; the last fit is judged as it is."""
+    low-rank one, then chains twice as long with smaller steps; the last fit is judged as it is."""
     import forecast.fit as fit
 
     made: list[SamplerConfig] = []
@@ -330,8 +330,9 @@ def test_a_failing_fit_is_refitted_low_rank_then_with_longer_chains(monkeypatch)
     monkeypatch.setattr(fit, "diagnose", lambda _t, _n: fit.Diagnostics(1.0, 300.0, 0, "phi[k]"))
     _tree, diagnostics, fits = sample_gated(None, [], SamplerConfig(draws=100, tune=50, seed=7))
     assert fits == 3 and not diagnostics.converged
-    assert [(c.seed, c.adaptation, c.draws, c.tune) for c in made] == [
-        (7, "diag", 100, 50), (8, "low_rank", 100, 50), (9, "low_rank", 200, 100)]
+    assert [(c.seed, c.adaptation, c.draws, c.tune, c.target_accept) for c in made] == [
+        (7, "diag", 100, 50, 0.95), (8, "low_rank", 100, 50, 0.95),
+        (9, "low_rank", 200, 100, 0.99)]
 
 
 # --- with MCMC ---------------------------------------------------------------------------------
