@@ -310,7 +310,7 @@ def test_validators_do_not_change_the_payload():
 # --- config -------------------------------------------------------------------------------------
 
 FULL = {
-    "metaculus": {"base_url": "https://example.org/", "token_env": "MY_TOKEN", "timeout": 3,
+    "metaculus": {"base_url": "https://example.org/", "token_env": "MY_METACULUS_KEY", "timeout": 3,
                   "retries": 0, "questions": {HYBRID: 990001}},
     "forecastbench": {"organization": "Org", "model": "m", "model_organization": "MO",
                       "question_set": "2026-11-22-llm.json",
@@ -323,7 +323,7 @@ def test_parse_platforms_reads_both_platforms():
     platforms, problems = parse(FULL)
     assert problems == []
     assert platforms == Platforms(
-        MetaculusConfig({HYBRID: 990001}, "https://example.org/", "MY_TOKEN", 3.0, 0),
+        MetaculusConfig({HYBRID: 990001}, "https://example.org/", "MY_METACULUS_KEY", 3.0, 0),
         ForecastBenchConfig("Org", "m", "MO", "2026-11-22-llm.json", dt.date(2026, 11, 22),
                             {HYBRID: ForecastBenchQuestion("Q1", "acled", "up")}))
 
@@ -387,7 +387,17 @@ _POSITIVE = "expected a positive integer (the Metaculus question id, not the pos
     (_with("metaculus", "questions", [990001]),
      ["platforms.metaculus.questions: expected a table, got list"]),
     (_with("metaculus", "base_url", "www.metaculus.com"),
-     ["platforms.metaculus.base_url: expected an http(s):// address, got 'www.metaculus.com'"]),
+     ["platforms.metaculus.base_url: expected an https:// address, got 'www.metaculus.com'"]),
+    (_with("metaculus", "base_url", "http://evil.example/"),
+     ["platforms.metaculus.base_url: expected an https:// address, got 'http://evil.example/': "
+      "the token would travel in clear text (http is allowed to this machine only)"]),
+    (_with("metaculus", "base_url", "ftp://www.metaculus.com"),
+     ["platforms.metaculus.base_url: expected an https:// address, got "
+      "'ftp://www.metaculus.com'"]),
+    (_with("metaculus", "token_env", "AWS_SECRET_ACCESS_KEY"),
+     ["platforms.metaculus.token_env: AWS_SECRET_ACCESS_KEY is not a Metaculus token's "
+      "variable: its name must contain METACULUS, or be listed in the variable "
+      "FORECAST_TOKEN_VARIABLES (comma-separated names), so that no other secret is sent"]),
     (_with("metaculus", "token_env", "abc123 secret-value"),
      ["platforms.metaculus.token_env: expected the NAME of an environment variable (like "
       "METACULUS_TOKEN) that holds the token, never the token itself"]),
@@ -456,6 +466,18 @@ def test_all_problems_are_reported_at_once():
         "platforms.forecastbench.forecast_due_date: missing",
         "platforms.forecastbench.questions: missing",
     ]
+
+
+def test_another_variable_may_hold_the_token_when_the_user_lists_it(monkeypatch):
+    """The allow-list lives in the user's environment, not in forecast.toml (which a shared
+    workspace brings along); http is allowed to this machine only."""
+    config = _with("metaculus", "token_env", "BOT_KEY")
+    assert parse(config)[1]
+    monkeypatch.setenv("FORECAST_TOKEN_VARIABLES", "OTHER, BOT_KEY")
+    platforms, problems = parse(config)
+    assert problems == [] and platforms.metaculus.token_env == "BOT_KEY"
+    for url in ("http://127.0.0.1:8080/", "http://localhost/", "http://[::1]:9/"):
+        assert parse(_with("metaculus", "base_url", url))[1] == []
 
 
 def test_a_token_pasted_as_token_env_is_never_echoed():

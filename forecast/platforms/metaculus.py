@@ -16,6 +16,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,9 @@ METACULUS_TOKEN_ENV = "METACULUS_TOKEN"
 METACULUS_MIN, METACULUS_MAX = 0.001, 0.999
 _KEYS = ("base_url", "token_env", "timeout", "retries", "questions")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The variable listing other variables (comma-separated) that may hold the Metaculus token.
+TOKEN_ENV_ALLOW = "FORECAST_TOKEN_VARIABLES"
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _EXCERPT = 200
 _MAX_REPLY = 1024 * 1024  # bytes of a reply read at most
 _POST = "a positive integer (the number in the question's address)"
@@ -65,13 +69,17 @@ def parse(top: Table) -> MetaculusConfig | None:
     if t is None:
         return None
     base_url = t.text("base_url", required=False) or METACULUS_URL
-    if not base_url.startswith(("https://", "http://")):
-        t.problem("base_url", f"expected an http(s):// address, got {base_url!r}")
+    if (problem := _url_problem(base_url)) is not None:
+        t.problem("base_url", problem)
     token_env = t.text("token_env", required=False) or METACULUS_TOKEN_ENV
     if not _ENV_NAME.fullmatch(token_env):
         # never echo the value: it may be the token itself, pasted by mistake
         t.problem("token_env", "expected the NAME of an environment variable (like "
                   f"{METACULUS_TOKEN_ENV}) that holds the token, never the token itself")
+    elif not _may_hold_the_token(token_env):
+        t.problem("token_env", f"{token_env} is not a Metaculus token's variable: its name must "
+                  f"contain METACULUS, or be listed in the variable {TOKEN_ENV_ALLOW} "
+                  "(comma-separated names), so that no other secret is sent")
     timeout = t.number("timeout", required=False)
     if timeout is not None and not (0 < timeout < math.inf):
         t.problem("timeout", f"expected a number of seconds > 0, got {timeout:g}")
@@ -100,6 +108,29 @@ def parse(top: Table) -> MetaculusConfig | None:
     return MetaculusConfig(questions, base_url, token_env,
                            10.0 if timeout is None else timeout, 2 if retries is None else retries,
                            posts)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why the token may not be sent to `url`, or None: only https, or http to this machine
+    (tests and local proxies), since the token travels in a header."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("https", "http") or not host:
+        return f"expected an https:// address, got {url!r}"
+    if parts.scheme == "http" and host not in _LOOPBACK:
+        return (f"expected an https:// address, got {url!r}: the token would travel in clear "
+                "text (http is allowed to this machine only)")
+    return None
+
+
+def _may_hold_the_token(name: str) -> bool:
+    """Whether the variable `name` may be read for the token: named for Metaculus, or listed
+    by the user in the environment (never by forecast.toml, which a shared workspace brings)."""
+    allowed = {n.strip() for n in os.environ.get(TOKEN_ENV_ALLOW, "").split(",")}
+    return "METACULUS" in name or name in allowed
 
 
 def example_toml(question_ids: list[str]) -> str:
@@ -322,6 +353,8 @@ def _request(config: MetaculusConfig, path: str, token: str | None,
     """A POST of the JSON `body`, or a GET without one; authorized when `token` is given."""
     if token is not None and not (token and token.isascii() and token.isprintable()):
         raise SubmissionError("the Metaculus token is empty or not printable ASCII text")
+    if token is not None and (problem := _url_problem(config.base_url)) is not None:
+        raise SubmissionError(f"[platforms.metaculus] base_url: {problem}")
     headers = {"Accept": "application/json", "User-Agent": "forecast-toolkit"}
     if token is not None:
         headers["Authorization"] = f"Token {token}"
