@@ -9,72 +9,7 @@ from typing import Any
 
 import duckdb
 
-from forecast.store import transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY,
-    created_at TIMESTAMP NOT NULL DEFAULT now(),
-    as_of DATE NOT NULL,
-    seed BIGINT NOT NULL,
-    draws INTEGER NOT NULL,
-    tune INTEGER NOT NULL,
-    chains INTEGER NOT NULL,
-    data_hash VARCHAR NOT NULL,
-    priors_hash VARCHAR NOT NULL,
-    code_version VARCHAR NOT NULL,
-    posterior_file VARCHAR NOT NULL,
-    r_hat_max DOUBLE NOT NULL,
-    ess_bulk_min DOUBLE NOT NULL,
-    divergences INTEGER NOT NULL,
-    worst VARCHAR NOT NULL,
-    converged BOOLEAN NOT NULL,
-    allow_unconverged BOOLEAN NOT NULL,
-    simulated BOOLEAN NOT NULL
-);
-CREATE TABLE IF NOT EXISTS forecasts (
-    run_id VARCHAR NOT NULL,
-    question VARCHAR NOT NULL,
-    scenario VARCHAR NOT NULL,
-    deadline DATE NOT NULL,
-    probability DOUBLE NOT NULL,
-    low DOUBLE NOT NULL,
-    high DOUBLE NOT NULL,
-    status VARCHAR NOT NULL,
-    PRIMARY KEY (run_id, question)
-);
-CREATE TABLE IF NOT EXISTS resolutions (
-    question VARCHAR NOT NULL,
-    state VARCHAR NOT NULL,
-    resolved_on DATE,
-    method VARCHAR NOT NULL,
-    evidence VARCHAR NOT NULL,
-    resolved_by VARCHAR NOT NULL,
-    recorded_at TIMESTAMP NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS judgments (
-    question VARCHAR NOT NULL,
-    probability DOUBLE NOT NULL,
-    note VARCHAR,
-    judged_by VARCHAR NOT NULL,
-    recorded_at TIMESTAMP NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS submissions (
-    submitted_at TIMESTAMP NOT NULL DEFAULT now(),
-    platform VARCHAR NOT NULL,
-    question VARCHAR NOT NULL,
-    probability DOUBLE NOT NULL,
-    model_probability DOUBLE NOT NULL,
-    judgment DOUBLE,
-    model_weight DOUBLE NOT NULL,
-    judgment_weight DOUBLE NOT NULL,
-    extremize DOUBLE NOT NULL,
-    run_id VARCHAR NOT NULL,
-    as_of DATE NOT NULL,
-    forced BOOLEAN NOT NULL,
-    destination VARCHAR NOT NULL
-);
-"""
+from forecast.store import HISTORY_TABLES, transaction
 
 RUN_FIELDS = ("run_id", "inputs_hash", "as_of", "seed", "draws", "tune", "chains", "data_hash",
               "priors_hash", "code_version", "posterior_file", "r_hat_max", "ess_bulk_min",
@@ -86,17 +21,10 @@ SUBMISSION_FIELDS = ("question", "probability", "model_probability", "judgment",
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the history tables that are missing (call outside a transaction)."""
+    """Create the history tables that are missing, and the columns older stores lack (call
+    outside a transaction; the tables are defined in `forecast.store`)."""
     with transaction(con):
-        con.execute(_SCHEMA)
-        # stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
-        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR")
-        # and before they kept the forecasts without the claims (`forecast.forecasts`)
-        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS claims_pareto_k DOUBLE")
-        con.execute("ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS without_claims DOUBLE")
-        # and before what-if runs and the current run were told apart (`current_runs`)
-        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS what_if BOOLEAN DEFAULT false")
-        con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP")
+        con.execute(HISTORY_TABLES)
 
 
 def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any],

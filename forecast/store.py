@@ -26,6 +26,7 @@ leaves the store as it was.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -121,6 +122,81 @@ CREATE TABLE IF NOT EXISTS imports (
 );
 """
 
+#: The forecast history's tables (`forecast.history`), and the columns stores made by older
+#: versions gain on their first write.
+HISTORY_TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL DEFAULT now(),
+    as_of DATE NOT NULL,
+    seed BIGINT NOT NULL,
+    draws INTEGER NOT NULL,
+    tune INTEGER NOT NULL,
+    chains INTEGER NOT NULL,
+    data_hash VARCHAR NOT NULL,
+    priors_hash VARCHAR NOT NULL,
+    code_version VARCHAR NOT NULL,
+    posterior_file VARCHAR NOT NULL,
+    r_hat_max DOUBLE NOT NULL,
+    ess_bulk_min DOUBLE NOT NULL,
+    divergences INTEGER NOT NULL,
+    worst VARCHAR NOT NULL,
+    converged BOOLEAN NOT NULL,
+    allow_unconverged BOOLEAN NOT NULL,
+    simulated BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS forecasts (
+    run_id VARCHAR NOT NULL,
+    question VARCHAR NOT NULL,
+    scenario VARCHAR NOT NULL,
+    deadline DATE NOT NULL,
+    probability DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    status VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, question)
+);
+CREATE TABLE IF NOT EXISTS resolutions (
+    question VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    resolved_on DATE,
+    method VARCHAR NOT NULL,
+    evidence VARCHAR NOT NULL,
+    resolved_by VARCHAR NOT NULL,
+    recorded_at TIMESTAMP NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS judgments (
+    question VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    note VARCHAR,
+    judged_by VARCHAR NOT NULL,
+    recorded_at TIMESTAMP NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS submissions (
+    submitted_at TIMESTAMP NOT NULL DEFAULT now(),
+    platform VARCHAR NOT NULL,
+    question VARCHAR NOT NULL,
+    probability DOUBLE NOT NULL,
+    model_probability DOUBLE NOT NULL,
+    judgment DOUBLE,
+    model_weight DOUBLE NOT NULL,
+    judgment_weight DOUBLE NOT NULL,
+    extremize DOUBLE NOT NULL,
+    run_id VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    forced BOOLEAN NOT NULL,
+    destination VARCHAR NOT NULL
+);
+-- stores made before runs kept the fingerprint of their inputs (see `forecast.update`)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS inputs_hash VARCHAR;
+-- and before they kept the forecasts without the claims (`forecast.forecasts`)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS claims_pareto_k DOUBLE;
+ALTER TABLE forecasts ADD COLUMN IF NOT EXISTS without_claims DOUBLE;
+-- and before what-if runs and the current run were told apart (`forecast.history.current_runs`)
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS what_if BOOLEAN DEFAULT false;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP;
+"""
+
 #: Stores made before imports recorded the days they span get them from the events each file
 #: stored (once: the columns are then there).
 _SPANS = """
@@ -162,6 +238,9 @@ def open_store(path: Path, *, read_only: bool = False,
     """
     con = _connect(path, read_only, wait)
     try:
+        if read_only or tables(con):  # before creating what is missing: a table dropped by
+            _check_version(con, path)  # another program is not made anew, empty
+            _check_schema(con, path)
         if not read_only:
             with transaction(con):
                 con.execute(_SCHEMA)
@@ -171,7 +250,6 @@ def open_store(path: Path, *, read_only: bool = False,
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [str(SCHEMA_VERSION)],
                 )
-        _check_version(con, path)
         _check_size(con, path)
     except duckdb.Error as exc:
         con.close()
@@ -292,6 +370,51 @@ def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
         "AND NOT temporary ORDER BY table_name").fetchall()]
+
+
+#: Columns a store made by an older version gains on its first write by this one.
+_ADDED_LATER = {("imports", "first_day"), ("imports", "last_day"), ("runs", "inputs_hash"),
+                ("runs", "claims_pareto_k"), ("forecasts", "without_claims"),
+                ("runs", "what_if"), ("runs", "current_at")}
+#: The tables every store has from its creation (the history's come with its first write).
+_FIRST_TABLES = ("meta", "events", "event_sources", "imports")
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Each table's columns and their types."""
+    found: dict[str, dict[str, str]] = {}
+    for table, column, kind in con.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall():
+        found.setdefault(table, {})[column] = kind
+    return found
+
+
+@functools.cache
+def _expected_columns() -> dict[str, dict[str, str]]:
+    with duckdb.connect(":memory:") as con:
+        con.execute(_SCHEMA + HISTORY_TABLES)
+        return _columns(con)
+
+
+def _check_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Every table and column this program reads is there, with its type: another DuckDB client
+    may have changed them (`ALTER TABLE events DROP COLUMN ...`). Such a store is damaged: it
+    never replaces its backup (`verify`), and `forecast doctor --repair` restores the backup."""
+    have = _columns(con)
+    for table, columns in _expected_columns().items():
+        if table not in have:
+            if table in _FIRST_TABLES:
+                raise StoreDamagedError(f"{path}: the event store's table {table} is missing "
+                                        f"(changed by another program?); {RECOVERY}")
+            continue
+        for column, kind in columns.items():
+            found = have[table].get(column)
+            if found == kind or (found is None and (table, column) in _ADDED_LATER):
+                continue
+            what = "is missing" if found is None else f"is {found}, not {kind}"
+            raise StoreDamagedError(f"{path}: the event store's column {table}.{column} {what} "
+                                    f"(changed by another program?); {RECOVERY}")
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> None:

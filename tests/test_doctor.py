@@ -169,6 +169,34 @@ def test_a_damaged_store_never_replaces_its_backup(runner, kept):
     assert not list(kept.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize(("change", "named"), [
+    ("ALTER TABLE events DROP COLUMN goldstein", "column events.goldstein is missing"),
+    ("ALTER TABLE runs DROP COLUMN seed", "column runs.seed is missing"),
+    ("ALTER TABLE judgments ALTER probability TYPE VARCHAR",
+     "column judgments.probability is VARCHAR, not DOUBLE"),
+    ("DROP TABLE event_sources", "table event_sources is missing"),
+])
+def test_a_store_changed_by_another_program_is_one_line_and_keeps_its_backup(
+        runner, kept, change, named):
+    """Another DuckDB client changed the tables: every command says so in one line, the backup
+    is never replaced by the changed store, and the repair restores it."""
+    store, backup = kept / "store.duckdb", kept / "store.backup.duckdb"
+    saved, rows = backup.read_bytes(), contents(store)
+    con = duckdb.connect(str(store))
+    con.execute(change)
+    con.close()
+    line = (f"Error: {store}: the event store's {named} (changed by another program?); run "
+            "`forecast doctor --repair` to restore it from its backup (the damaged file is "
+            "kept)\n")
+    for args in (["events", "list"], ["show"], ["judge", JUDGED, "0.5"],
+                 ["events", "import", NATIVE]):
+        assert invoke(runner, kept, *args, code=1).stderr == line
+    assert backup.read_bytes() == saved
+    assert f"the event store's {named}" in invoke(runner, kept, "doctor", code=1).stdout
+    invoke(runner, kept, "doctor", "--repair")
+    assert contents(store) == rows and backup.read_bytes() == saved
+
+
 def test_without_a_backup_every_table_that_still_reads_is_saved(runner, kept):
     store = kept / "store.duckdb"
     before = contents(store)
