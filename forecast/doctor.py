@@ -255,12 +255,12 @@ def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
                 "`submit` and `explain` of this update do)",
                 f"{refit_command(run)} fits it again"))
     for path in sorted(ws.posteriors_dir.glob("*.nc")):
+        owner = runs.get(path.resolve())
         try:
-            read_posterior(path, "")
+            read_posterior(path, "", owner)
             continue
         except PosteriorError as exc:
             problem = _problem(exc, path)
-        owner = runs.get(path.resolve())
         after = (f"then {refit_command(owner)} fits it again" if owner else
                  "it is sampled again when needed" if path.name.startswith("claims-only-") else
                  "no recorded update uses it")

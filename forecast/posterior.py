@@ -44,29 +44,39 @@ def posterior_path(ws: Workspace, name: str) -> Path:
     return path
 
 
-def read_posterior(path: Path, then: str) -> xr.DataTree:
+def read_posterior(path: Path, then: str, run: dict[str, Any] | None = None) -> xr.DataTree:
     """A posterior NetCDF file (ArviZ DataTree with ``posterior`` and ``constant_data``), read
-    whole into memory and closed.
+    whole into memory and closed; with `run` (its row in the history), only if the file was
+    written by that run: its attributes hold the run's id and the hash of the data it fitted.
 
     Raises
     ------
     PosteriorError
-        The file cannot be read (truncated, overwritten): names it and the recovery,
-        `forecast doctor --repair` moving it aside and `then` saying what follows.
+        The file cannot be read (truncated, overwritten), or belongs to another run (copied from
+        elsewhere): names it and the recovery, `forecast doctor --repair` moving it aside and
+        `then` saying what follows.
     """
     import xarray as xr
 
+    recovery = f"run `forecast doctor --repair` to move it aside, {then}"
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             missing = {"posterior", "constant_data"} - set(tree.children)
             if missing:
                 raise ValueError(f"no {' or '.join(sorted(missing))} group")
-            return tree.load()
+            tree = tree.load()
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise PosteriorError(f"{path}: cannot read this posterior file ({first_line(exc)}); run "
-                             f"`forecast doctor --repair` to move it aside, {then}") from exc
+        raise PosteriorError(f"{path}: cannot read this posterior file ({first_line(exc)}); "
+                             f"{recovery}") from exc
+    own = {k: tree.attrs.get(k) for k in ("run_id", "data_hash")}
+    if run is not None and any(str(v) != str(run[k]) for k, v in own.items()):
+        raise PosteriorError(
+            f"{path}: this posterior was not fitted by the update as of {run['as_of']} (run "
+            f"{show_value(own['run_id'])}, data {show_value(own['data_hash'])}; the update's "
+            f"are {run['run_id']}, {run['data_hash']}); {recovery}")
+    return tree
 
 
 def open_run(ws: Workspace, run: dict[str, Any]) -> xr.DataTree:
@@ -82,7 +92,7 @@ def open_run(ws: Workspace, run: dict[str, Any]) -> xr.DataTree:
     if not path.is_file():
         raise PosteriorError(f"{path}: the posterior of the update as of {run['as_of']} is "
                              f"missing; {refit_command(run)} fits it again")
-    return read_posterior(path, f"then {refit_command(run)} fits it again")
+    return read_posterior(path, f"then {refit_command(run)} fits it again", run)
 
 
 def refit_command(run: dict[str, Any]) -> str:

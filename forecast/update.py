@@ -152,7 +152,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
                "allow_unconverged": allow_unconverged, "simulated": ws.config.example,
                "claims_pareto_k": k, "what_if": what_if}
         # the priors are kept beside the posterior, so that a later explanation can refit with them
-        posterior.save(ws.root / posterior_file, tree, series,
+        posterior.save(posterior.posterior_path(ws, posterior_file), tree, series,
                        {**run, "priors_files": json.dumps(priors.files())})
         rows = [{"question": str(q), "scenario": str(f.scenario.item()),
                  "deadline": _date(f.deadline.values), "probability": float(f.probability),

@@ -46,6 +46,7 @@ from forecast.errors import (
     os_error_line,
 )
 from forecast.files import atomic_file, atomic_write, is_stray_temp, remove
+from forecast.schema import inside
 
 if TYPE_CHECKING:
     import duckdb
@@ -193,7 +194,12 @@ def open_workspace(root: Path) -> Workspace:
             f"no workspace at {root}: create one with `forecast init {root}` "
             "(or choose another with --workspace DIR / FORECAST_WORKSPACE)"
         )
-    return Workspace(root, read_config(config_path, root))
+    ws = Workspace(root, read_config(config_path, root))
+    if ws.posteriors_dir.exists() and inside(root, ws.posteriors_dir) is None:
+        raise WorkspaceError(f"{ws.posteriors_dir} leads outside the workspace (to "
+                             f"{ws.posteriors_dir.resolve()}); fits are read and written only "
+                             "inside it: make it a folder of the workspace")
+    return ws
 
 
 def bundled_priors() -> Path:

@@ -81,6 +81,7 @@ def posterior(path: Path) -> None:
     tree = xr.DataTree.from_dict({
         "posterior": xr.Dataset({"beta": (("chain", "draw"), rng.normal(size=(2, 100)))}),
         "constant_data": xr.Dataset({"volume": ("week", np.ones(20))})})
+    tree.attrs = {k: RUN[k] for k in ("run_id", "data_hash")}  # the run it belongs to
     atomic_file(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
 
 

@@ -9,6 +9,7 @@ token or an escaping path in the config. This file adds what they do not cover.
 import ast
 import datetime as dt
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -212,6 +213,39 @@ def test_commands_refuse_a_posterior_path_from_the_store_that_leaves_it(
     assert result.stderr == (f"Error: {workspace.store_path}: the posterior file "
                              f"'../outside/outside.nc' of a run is not inside "
                              f"{workspace.posteriors_dir}; refusing to read it\n")
+
+
+def test_a_posteriors_folder_that_leads_outside_is_refused(workspace, outside: Path) -> None:
+    workspace.posteriors_dir.rmdir()
+    workspace.posteriors_dir.symlink_to(outside, target_is_directory=True)
+    before = sorted(outside.iterdir())
+    for args in (["show"], ["report"], ["update"]):
+        result = CliRunner().invoke(main, ["--workspace", str(workspace.root), *args])
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: {workspace.posteriors_dir} leads outside the workspace "
+                                 f"(to {outside.resolve()}); fits are read and written only "
+                                 "inside it: make it a folder of the workspace\n")
+    assert sorted(outside.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_a_posterior_copied_from_another_run_is_refused(fitted_copy, tmp_path: Path) -> None:
+    """Each run's file says which run and data it fitted; another run's file put in its place
+    (as if copied from another workspace) is refused by report and named by doctor."""
+    ws = open_workspace(fitted_copy)
+    with ws.store(read_only=True) as con:
+        runs = history.current_runs(con)
+    older, latest = (posterior_path(ws, r["posterior_file"]) for r in runs[-2:])
+    shutil.copyfile(older, latest)
+    runner = CliRunner()
+    result = runner.invoke(main, ["--workspace", str(fitted_copy), "report", "--out",
+                                  str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {latest}: this posterior was not fitted by the "
+                                    f"update as of {runs[-1]['as_of']} (run ")
+    assert result.stderr.count("\n") == 1
+    doctor = runner.invoke(main, ["--workspace", str(fitted_copy), "doctor"])
+    assert "this posterior was not fitted by the update" in doctor.stdout
 
 
 # --------------------------------------------------------------------------- (c) the token
