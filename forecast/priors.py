@@ -235,7 +235,12 @@ class Priors:
                 and a.horizon <= b.horizon and a.stated[0] > b.stated[1]]
 
     def _contains(self, outer: str, inner: str) -> bool:
-        return outer == inner or inner in self.scenarios[outer].union
+        """Whether scenario `inner` happening means `outer` happens: a scenario of a union, or a
+        union whose members all are in the other (two unions, or a union and itself)."""
+        return self._members(inner) <= self._members(outer)
+
+    def _members(self, scenario: str) -> set[str]:
+        return set(self.scenarios[scenario].union or (scenario,))
 
     def files(self) -> dict[str, str]:
         """Every file that defines these priors: path relative to the priors folder -> text."""

@@ -103,6 +103,22 @@ def test_a_scenario_likelier_than_its_union_is_a_conflict():
         ("member", "union")]
 
 
+def test_a_union_likelier_than_a_union_that_holds_it_is_a_conflict():
+    """Containment across unions: hybrid-or-proxy lies inside any-retaliation."""
+    priors = _priors_with(
+        claim("hybrid-or-proxy", "4 weeks", term="almost certain", ident="pair"),
+        claim("any-retaliation", "4 weeks", term="unlikely", ident="any"),
+        claim("hybrid-or-iran", "4 weeks", term="almost certain", ident="other"))
+    pair = dataclasses.replace(priors.scenarios["any-retaliation"], id="hybrid-or-proxy",
+                               union=("hybrid-retaliation", "proxy-strikes"))
+    other = dataclasses.replace(pair, id="hybrid-or-iran",
+                                union=("hybrid-retaliation", "support-via-iran"))
+    priors = dataclasses.replace(priors, scenarios={**priors.scenarios, pair.id: pair,
+                                                    other.id: other})
+    assert sorted((c.narrower.id, c.wider.id) for c in priors.conflicts()) == [
+        ("other", "any"), ("pair", "any")]  # two unions that overlap do not contain each other
+
+
 def test_rising_probabilities_and_overlapping_ranges_are_not_conflicts():
     claims = (claim("proxy-strikes", "3 months", term="unlikely", ident="a"),
               claim("proxy-strikes", "24 months", term="likely", ident="b"),
