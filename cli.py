@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,20 +20,49 @@ from typing import Any
 import click
 
 from forecast import __version__
-from forecast.errors import ForecastError, NotAvailableError, os_error_line
+from forecast.errors import ForecastError, NotAvailableError, one_line, os_error_line
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM, in one line saying what was kept; exit status 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted ({signal.Signals(signum).name}): what the command had "
+                         "finished is kept, whole; the step it was in is not (each imported "
+                         "file, each update with its fit, is stored whole or not at all)")
+        self.exit_code = 128 + signum  # type: ignore[misc]  # click's is a class attribute
+
+
+_SIGNALLED: list[int] = []  # SIGTERMs received by this command
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    """SIGTERM as Ctrl-C: the command unwinds (transactions roll back, temporary files go, the
+    lock is released) instead of vanishing."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt(signum)
 
 
 class _Group(click.Group):
-    """Turns the library's errors into one-line `Error:` messages with exit status 1."""
+    """Turns the library's errors into one-line `Error:` messages with exit status 1, and an
+    interruption (Ctrl-C, SIGTERM) into one line with exit status 130 or 143."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        main_thread = threading.current_thread() is threading.main_thread()
+        _SIGNALLED.clear()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT) from None
         except ForecastError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
         except OSError as exc:  # a read-only or full disk, a missing folder, a looping link
-            raise click.ClickException(os_error_line(exc)) from None
+            raise click.ClickException(one_line(os_error_line(exc))) from None
         except Exception as exc:  # a damaged store found while reading it, past its opening
+            if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
+                # DuckDB stops a query on Ctrl-C, and on our SIGTERM's KeyboardInterrupt
+                raise Interrupted(_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT) from None
             if type(exc).__module__.partition(".")[0] not in ("duckdb", "_duckdb"):
                 raise
             from forecast.store import damage, refusal
@@ -40,7 +71,10 @@ class _Group(click.Group):
             error = damage(exc, path) or refusal(exc, path)
             if error is None:
                 raise
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(one_line(str(error))) from None
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def emit_json(data: Any) -> None:
@@ -319,6 +353,7 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
     from forecast.ingest import import_files
 
     def each(path: Path, result) -> None:
+        path = Path(one_line(str(path)))
         for rejection in result.rejections:
             click.echo(f"{path}:{rejection.line}: rejected: {rejection.reason}", err=True)
         if result.rejected > len(result.rejections):
@@ -335,7 +370,7 @@ def events_import(ctx: click.Context, files: tuple[Path, ...], fmt: str, as_json
     if as_json:
         emit_json(results if len(results) > 1 else results[0])
     else:
-        click.echo("\n".join(_import_line(r) for r in results))
+        click.echo("\n".join(one_line(_import_line(r)) for r in results))
 
 
 @events.command("fetch")

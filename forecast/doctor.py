@@ -237,10 +237,16 @@ def _backup(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
     return [Finding(name, "repaired", problem, f"{moved}made it anew")]
 
 
+#: Posterior files no run owns: the fits of the claims alone and of the broad priors
+#: (`forecast.prior_check`).
+_CACHES = ("claims-only-", "no-claims-")
+
+
 def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
     runs: dict[Path, dict[str, Any]] = {}
     findings = []
-    for run in _runs(ws):
+    recorded = _runs(ws)
+    for run in recorded or []:
         try:
             path = posterior_path(ws, run["posterior_file"])
         except WorkspaceError as exc:
@@ -255,33 +261,36 @@ def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
                 "`submit` and `explain` of this update do)",
                 f"{refit_command(run)} fits it again"))
     for path in sorted(ws.posteriors_dir.glob("*.nc")):
-        owner = runs.get(path.resolve())
+        owner, cache = runs.get(path.resolve()), path.name.startswith(_CACHES)
         try:
             read_posterior(path, "", owner)
-            continue
+            if owner is not None or cache or recorded is None:
+                continue
+            problem, after, state = ("no recorded update uses it (left by an update that failed "
+                                     "to record its forecasts, or copied here)", "", "note")
         except PosteriorError as exc:
-            problem = _problem(exc, path)
-        after = (f"then {refit_command(owner)} fits it again" if owner else
-                 "it is sampled again when needed" if path.name.startswith("claims-only-") else
-                 "no recorded update uses it")
+            problem, state = _problem(exc, path), "damaged"
+            after = ("; " + (f"then {refit_command(owner)} fits it again" if owner else
+                             "it is sampled again when needed" if cache else
+                             "no recorded update uses it"))
         done = f"moved to {aside.move(path)}" if repair else "--repair moves it to broken/"
-        findings.append(Finding(_rel(ws, path), "repaired" if repair else "damaged", problem,
-                                f"{done}; {after}"))
+        findings.append(Finding(_rel(ws, path), "repaired" if repair else state, problem,
+                                done + after))
     return findings
 
 
-def _runs(ws: Workspace) -> list[dict[str, Any]]:
-    """The recorded runs, none if the store is missing or damaged (reported by `_store`)."""
+def _runs(ws: Workspace) -> list[dict[str, Any]] | None:
+    """The recorded runs; None if the store is missing or damaged (reported by `_store`)."""
     if not ws.store_path.is_file():
-        return []
+        return None
     try:
         con = open_store(ws.store_path, read_only=True)
     except StoreDamagedError:
-        return []
+        return None
     try:
         return history.runs(con)
     except duckdb.Error:
-        return []
+        return None
     finally:
         con.close()
 

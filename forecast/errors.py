@@ -76,6 +76,12 @@ class PosteriorError(WorkspaceError):
     """A posterior file is missing or cannot be read."""
 
 
+def one_line(text: str) -> str:
+    """`text` with its control characters escaped (a file name holding a line break or a
+    terminal escape stays on the line, as text)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of another library's error message, to quote in one of ours."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

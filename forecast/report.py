@@ -54,6 +54,17 @@ def _html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+def _md(text: str) -> str:
+    """`text` for Markdown, as plain text: outside `code` spans, HTML (a raw <script>) is
+    escaped and so are link brackets (no [x](javascript:...)), table bars and backslashes; a
+    line break is a space, so a name cannot end a table row or a paragraph."""
+    def plain(part: str) -> str:
+        return re.sub(r"([\\\[\]|])", r"\\\1", html.escape(part, quote=False))
+
+    parts = re.split(r"(`[^`\n]+`)", text.replace("\r", " ").replace("\n", " "))
+    return "".join(p if p.startswith("`") else plain(p) for p in parts)
+
+
 @dataclass
 class _Doc:
     """Blocks rendered both as Markdown and as HTML."""
@@ -63,29 +74,29 @@ class _Doc:
     images: dict[str, Path] = field(default_factory=dict)
 
     def heading(self, level: int, text: str) -> None:
-        self.md.append(f"{'#' * level} {text}")
+        self.md.append(f"{'#' * level} {_md(text)}")
         self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
 
     def para(self, text: str, css: str | None = None) -> None:
-        self.md.append(f"**{text}**" if css == "warn" else text)
+        self.md.append(f"**{_md(text)}**" if css == "warn" else _md(text))
         cls = f' class="{css}"' if css else ""
         self.html.append(f"<p{cls}>{_html(text)}</p>")
 
     def quote(self, text: str, source: str) -> None:
-        self.md.append(f"> “{text}”\n>\n> {source}")
+        self.md.append(f"> “{_md(text)}”\n>\n> {_md(source)}")
         self.html.append(f"<blockquote>“{html.escape(text)}”<br><small>{html.escape(source)}"
                          "</small></blockquote>")
 
     def bullets(self, items: list[str]) -> None:
-        self.md.append("\n".join(f"- {i}" for i in items))
+        self.md.append("\n".join(f"- {_md(i)}" for i in items))
         self.html.append("<ul>" + "".join(f"<li>{_html(i)}</li>" for i in items) + "</ul>")
 
     def table(self, header: list[str], rows: list[list[str]],
               numeric: frozenset[int] = frozenset()) -> None:
-        self.md.append("\n".join(["| " + " | ".join(header) + " |",
+        self.md.append("\n".join(["| " + " | ".join(map(_md, header)) + " |",
                                   "|" + "|".join("---:" if i in numeric else "---"
                                                  for i in range(len(header))) + "|"]
-                                 + ["| " + " | ".join(r) + " |" for r in rows]))
+                                 + ["| " + " | ".join(map(_md, r)) + " |" for r in rows]))
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(
             f'<td{" class=num" if i in numeric else ""}>{_html(c)}</td>'
@@ -93,7 +104,7 @@ class _Doc:
         self.html.append(f"<table><tr>{cells}</tr>{body}</table>")
 
     def image(self, path: Path, alt: str) -> None:
-        self.md.append(f"![{alt}]({path.name})")
+        self.md.append(f"![{_md(alt)}]({path.name})")
         data = base64.b64encode(path.read_bytes()).decode()
         self.html.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
 

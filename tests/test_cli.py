@@ -50,6 +50,17 @@ def test_missing_workspace_is_one_line_and_says_how_to_create_one(runner, tmp_pa
                              "--workspace DIR / FORECAST_WORKSPACE)\n")
 
 
+def test_a_file_name_with_a_line_break_or_an_escape_stays_on_one_line(runner, workspace,
+                                                                    tmp_path):
+    bad = tmp_path / "bad\nname\x1b[31m.csv"
+    bad.write_text("date,actor1\n")
+    result = runner.invoke(main, ["--workspace", str(workspace.root), "events", "import",
+                                  str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
+    assert result.stderr.startswith(f"Error: {tmp_path}/bad\\nname\\x1b[31m.csv: ")
+
+
 def test_init_then_check_through_the_environment_variable(runner, tmp_path):
     env = {"FORECAST_WORKSPACE": str(tmp_path / "ws")}
     created = runner.invoke(main, ["init"], env=env)

@@ -277,6 +277,21 @@ def test_a_damaged_posterior_is_named_and_moved_aside(runner, kept, damage):
     invoke(runner, kept, "doctor")  # a note is not a problem: exit 0
 
 
+def test_a_posterior_no_run_uses_is_a_note_and_moved_aside(runner, kept):
+    """An update that failed to record its forecasts (a full disk at the commit) leaves its
+    posterior behind; the fits of the claims alone are caches, not orphans."""
+    orphan = kept / "posteriors" / "fedcba9876543210.nc"
+    shutil.copyfile(kept / RUN["posterior_file"], orphan)
+    shutil.copyfile(orphan, kept / "posteriors" / "claims-only-0-0.nc")
+    [finding] = doctor(open_workspace(kept))
+    assert (finding.path, finding.state) == ("posteriors/fedcba9876543210.nc", "note")
+    assert finding.problem.startswith("no recorded update uses it")
+    invoke(runner, kept, "doctor")  # a note: exit 0
+    invoke(runner, kept, "doctor", "--repair")
+    assert not orphan.exists() and (kept / "posteriors" / "claims-only-0-0.nc").exists()
+    assert len(list((kept / "broken").glob("*/posteriors/fedcba9876543210.nc"))) == 1
+
+
 def test_a_run_fitted_again_keeps_its_place_in_the_history(kept):
     ws = open_workspace(kept)
     (kept / RUN["posterior_file"]).unlink()  # lost; the same inputs are fitted again

@@ -170,6 +170,23 @@ def test_small_probabilities_keep_a_decimal_and_code_spans_render():
     assert _html("run `forecast update` <now>") == "run <code>forecast update</code> &lt;now&gt;"
 
 
+def test_text_from_the_priors_and_the_feeds_stays_text_in_the_markdown():
+    """Titles, quotes and source names come from files the user may have been sent: in
+    report.md they cannot run a script, make a javascript: link or break a table."""
+    from forecast.report import _Doc
+
+    doc = _Doc()
+    doc.heading(2, "Hybrid <script>alert(1)</script>")
+    doc.para("see [the source](javascript:alert(1)) and `[aggregation]`")
+    doc.table(["scenario", "n"], [["a | b\nc", "1"]])
+    md, page = doc.render("t")
+    assert "<script>" not in md and "<script>" not in page
+    assert not re.search(r"(?<!\\)\]\(javascript:", md)  # only an escaped bracket before it
+    assert "## Hybrid &lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "\\[the source\\](javascript:alert(1)) and `[aggregation]`" in md
+    assert "| a \\| b c | 1 |" in md
+
+
 @pytest.mark.slow
 def test_a_report_whose_only_change_is_the_time_is_left_alone(report, fitted_example):
     """`make example` rewrote the tracked report when only its "written at" time changed."""
