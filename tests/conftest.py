@@ -2,6 +2,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import filelock
 import pytest
 from click.testing import CliRunner
 
@@ -31,14 +32,26 @@ def workspace(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def fitted_example(tmp_path_factory):
+def fitted_example(tmp_path_factory, worker_id):
     """An example workspace with three recorded updates (short fits, published with
     --allow-unconverged so that they are quick): 2026-05-31, before the deadline of the questions
-    "by 2026-06-30", then 2026-11-15 and 2026-11-22. Shared by the slow tests that read forecasts;
+    "by 2026-06-30", then 2026-11-15 and 2026-11-22. Shared by the slow tests that read forecasts,
+    and made once for all pytest-xdist workers (the first that needs it makes it, under a lock);
     tests that write to it work on a copy (`fitted_copy`)."""
+    if worker_id == "master":  # one process
+        return _fitted_example(tmp_path_factory.mktemp("fitted") / "ex")
+    shared = tmp_path_factory.getbasetemp().parent / "fitted"
+    shared.mkdir(exist_ok=True)
+    with filelock.FileLock(shared / ".lock"):
+        if not (shared / "done").exists():
+            _fitted_example(shared / "ex")
+            (shared / "done").touch()
+    return shared / "ex"
+
+
+def _fitted_example(root: Path) -> Path:
     from cli import main
 
-    root = tmp_path_factory.mktemp("fitted") / "ex"
     runner = CliRunner()
     ws = ["--workspace", str(root)]
     assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0

@@ -17,5 +17,5 @@ def test_sbc_ranks_of_the_full_model_are_uniform():
 
 @pytest.mark.slow
 def test_90_percent_intervals_cover_the_truth_of_simulated_worlds():
-    result = run_recovery(3, seed=2, weeks=52)
+    result = run_recovery(3, seed=2, weeks=52, sampler=SamplerConfig(draws=1000, tune=500))
     assert result["overall"] >= 0.7, result

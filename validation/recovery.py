@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ MAIN = ("rho", "lambda", "mu", "phi", "gamma", "beta", "retaliation", "channel")
 SCENARIOS, INDICATORS = ["s1", "s2", "s3"], ["k1", "k2", "k3"]
 
 
-def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104) -> dict:
+def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104,
+                 sampler: SamplerConfig = SamplerConfig()) -> dict:
     rng = np.random.default_rng(seed)
     week = week_ends(dt.date(2024, 1, 1), dt.date(2024, 1, 1) + dt.timedelta(weeks=weeks))
     drawn = [plausible_world(rng, SCENARIOS, INDICATORS, week) for _ in range(n_worlds)]
@@ -45,7 +47,7 @@ def run_recovery(n_worlds: int, *, seed: int = 0, weeks: int = 104) -> dict:
     hits: dict[str, list[bool]] = {p: [] for p in MAIN}
     diagnostics, refitted = [], 0
     for i, world in enumerate(worlds):
-        tree, diagnosed, fits = sample_gated(compiled, names, SamplerConfig(seed=100 * i),
+        tree, diagnosed, fits = sample_gated(compiled, names, replace(sampler, seed=100 * i),
                                              model_data(world.series))
         refitted += fits > 1
         diagnostics.append({**diagnosed.as_dict(), "fits": fits})
