@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
 import hashlib
 import re
@@ -335,6 +336,10 @@ def import_events(
                 head = _head(source, kind)
                 layout = _layout(source, head, fmt)
                 scan = _stage(con, source, kind, head, layout, codes, Path(tmp))
+                if scan.nul_line is not None:  # past the first bytes that `_layout` checked
+                    raise EventFormatError(f"{source}: expected lines of text, found binary data "
+                                           f"(a NUL byte on line {scan.nul_line}); nothing was "
+                                           "imported")
             except EventFormatError as exc:  # name the file the user gave, not the copy
                 raise EventFormatError(str(exc).replace(str(source), name or str(path))) from exc
             return _merge(con, name or str(path), layout, codes, scan)
@@ -502,6 +507,10 @@ def _compression(path: Path) -> str:
     return "none"
 
 
+#: Errors of the file system the import writes to, never of the file it reads.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 @contextmanager
 def _open_bytes(path: Path, kind: str) -> Iterator[IO[bytes]]:
     """The decompressed content; archive errors become EventFormatError."""
@@ -528,6 +537,8 @@ def _open_bytes(path: Path, kind: str) -> Iterator[IO[bytes]]:
             with gzip.open(path, "rb") if kind == "gzip" else path.open("rb") as f:
                 yield f  # type: ignore[misc]  # GzipFile is a binary IO
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+            raise  # writing the decompressed copy, not reading the file: not its fault
         expected = {"gzip": "gzip data", "zip": "a zip archive"}.get(kind, "a readable file")
         raise EventFormatError(f"{path}: expected {expected}, found {_oserror(exc)}") from exc
 
@@ -545,6 +556,7 @@ class _Scan:
     lines: int
     clean: bool
     joined: int = 0  # lines joined to the CSV record above them (`_Records`)
+    nul_line: int | None = None  # the line of the first NUL byte: binary data, not text
 
 
 def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = False) -> _Scan:
@@ -555,12 +567,14 @@ def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = F
     except that with `csv_records` the lines of a record split by a quoted line feed are joined
     (`_Records`).
     """
-    digest, lines, last, clean = hashlib.sha256(), 0, b"\n", True
+    digest, lines, last, clean, nul_line = hashlib.sha256(), 0, b"\n", True, None
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     records = _Records() if csv_records else None
     carry_cr = False  # a CR ending a chunk may start a CRLF
     for chunk in iter(partial(src.read, _CHUNK), b""):
         digest.update(chunk)
+        if nul_line is None and (at := chunk.find(b"\0")) >= 0:
+            nul_line = lines + chunk.count(b"\n", 0, at) + 1
         lines += chunk.count(b"\n")
         last = chunk[-1:]
         if out is None:
@@ -575,7 +589,7 @@ def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = F
         text = _normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else ""))
         out.write((records.feed(text) + records.end() if records else text).encode())
     return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean,
-                 records.joined if records else 0)
+                 records.joined if records else 0, nul_line)
 
 
 class _Records:
@@ -598,7 +612,11 @@ class _Records:
     def end(self) -> str:
         out = self._line(self.partial) if self.partial else ""
         self.partial = ""
-        return out + self._flush(len(self.record))
+        while self.record:  # quotes still open at the end: the first line alone, as in `_line`
+            out += self._flush(1)
+            rest, self.record = self.record, []
+            out += "".join(self._line(line) for line in rest)
+        return out
 
     def _line(self, line: str) -> str:
         self.record.append(line)
@@ -953,8 +971,13 @@ def _stage(
                 con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
             return scan
     text = tmp / "events.txt"
-    with _open_bytes(path, kind) as src, text.open("wb") as out:
-        scan = _scan(src, out, csv_records=csv_format)
+    try:
+        with _open_bytes(path, kind) as src, text.open("wb") as out:
+            scan = _scan(src, out, csv_records=csv_format)
+    except OSError as exc:
+        if exc.filename is None:  # the copy's write: name it
+            raise OSError(exc.errno, exc.strerror, str(text)) from exc
+        raise
     try:
         con.execute(_staging_sql(text, False, layout, region))
     except (duckdb.InvalidInputException, duckdb.IOException) as exc:

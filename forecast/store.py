@@ -12,9 +12,12 @@ Tables
     rows behind an event. ``file``, ``line`` and ``original_id`` point at the first source row
     that was stored.
 ``event_sources``
-    (``sha256``, ``line``) of every source row counted (stored or counted as a duplicate), where
-    ``sha256`` is the SHA-256 of the file's (decompressed) content. Importing the same content again
-    finds its rows here and counts them as duplicates without touching ``events``.
+    (``sha256``, ``line``, ``row_hash``) of every source row counted (stored or counted as a
+    duplicate), where ``sha256`` is the SHA-256 of the file's (decompressed) content and
+    ``row_hash`` a 128-bit hash of the row's event fields (`ROW_FIELDS`). Importing the same
+    content again, or the same rows in another file (a re-export with CRLF line ends or in
+    another order), finds them here and counts them as duplicates without touching ``events``:
+    one source row is one source, however often it is imported.
 ``imports``
     One row per import: file, content hash, format, region, the counts reported, and the days
     its valid rows span (``first_day``, ``last_day``: the day GDELT coded a row, DATEADDED, else
@@ -105,7 +108,11 @@ CREATE TABLE IF NOT EXISTS events (
     original_id VARCHAR,
     duplicates INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS event_sources (sha256 VARCHAR NOT NULL, line BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_sources (
+    sha256 VARCHAR NOT NULL,
+    line BIGINT NOT NULL,
+    row_hash UHUGEINT
+);
 CREATE TABLE IF NOT EXISTS imports (
     imported_at TIMESTAMP NOT NULL DEFAULT now(),
     file VARCHAR NOT NULL,
@@ -199,6 +206,9 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP;
 
 #: Stores made before imports recorded the days they span get them from the events each file
 #: stored (once: the columns are then there).
+#: Stores made before source rows were known by their fields (their rows keep NULL).
+_ROW_HASH = "ALTER TABLE event_sources ADD COLUMN IF NOT EXISTS row_hash UHUGEINT"
+
 _SPANS = """
 ALTER TABLE imports ADD COLUMN first_day DATE;
 ALTER TABLE imports ADD COLUMN last_day DATE;
@@ -246,6 +256,7 @@ def open_store(path: Path, *, read_only: bool = False,
                 con.execute(_SCHEMA)
                 if not has_column(con, "imports", "first_day"):
                     con.execute(_SPANS)
+                con.execute(_ROW_HASH)
                 con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [str(SCHEMA_VERSION)],
@@ -374,6 +385,7 @@ def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 #: Columns a store made by an older version gains on its first write by this one.
 _ADDED_LATER = {("imports", "first_day"), ("imports", "last_day"), ("runs", "inputs_hash"),
+                ("event_sources", "row_hash"),
                 ("runs", "claims_pareto_k"), ("forecasts", "without_claims"),
                 ("runs", "what_if"), ("runs", "current_at")}
 #: The tables every store has from its creation (the history's come with its first write).
@@ -443,6 +455,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+#: The fields that make a source row what it is (all but where it was read, and the count).
+ROW_FIELDS = tuple(c for c in EVENT_COLUMNS if c not in ("file", "line", "duplicates"))
+_ROW_HASH_SQL = ("md5_number(concat_ws(chr(31), " + ", ".join(
+    f"coalesce({c}::VARCHAR, chr(0))" for c in ROW_FIELDS) + "))")
+
+
 def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tuple[int, int]:
     """Merge candidate events into the store, deduplicating them; call inside :func:`transaction`.
 
@@ -465,7 +483,8 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
 
     Notes
     -----
-    A source row already in ``event_sources`` changes nothing. Each new source row is recorded
+    A source row already in ``event_sources`` (by its line in this content, or by its fields in
+    any file) changes nothing. Each new source row is recorded
     there; among the new rows sharing a deduplication key the one with the lowest line becomes the
     event unless the key is already stored, and the others raise that event's ``duplicates``.
     """
@@ -474,16 +493,24 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
     key = ", ".join([*DEDUP_KEY, f"{_identity()} AS identity"])
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "duplicates")
     total = count(con, f"SELECT count(*) FROM {rows}")
-    fresh = f"{rows} WHERE line NOT IN (SELECT line FROM event_sources WHERE sha256 = ?)"
+    # the source rows not counted before: not of this content, nor a row with the same fields
+    # imported from another file (a re-export); copies within this file count as usual
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fresh AS
+            SELECT * FROM (SELECT *, {_ROW_HASH_SQL} AS row_hash FROM {rows})
+            WHERE line NOT IN (SELECT line FROM event_sources WHERE sha256 = ?)
+              AND row_hash NOT IN (SELECT row_hash FROM event_sources
+                                   WHERE row_hash IS NOT NULL)""",
+        [sha256],
+    )
+    fresh = "_fresh"
     # One row per key among the source rows not counted before; `known` when the store already
     # has the event.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _groups AS
             SELECT g.*, EXISTS (SELECT 1 FROM events e WHERE {key_match}) AS known
             FROM (SELECT {key}, min(line) AS first_line, count(*) AS n
-                  FROM {fresh} GROUP BY ALL) g""",
-        [sha256],
-    )
+                  FROM {fresh} GROUP BY ALL) g""")
     con.execute(
         f"""UPDATE events e SET duplicates = e.duplicates + g.n
             FROM _groups g WHERE g.known AND {key_match}"""
@@ -495,10 +522,9 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
             WHERE NOT g.known ORDER BY r.date, r.line"""
     )
     imported = count(con, "SELECT count(*) FROM _groups WHERE NOT known")
-    con.execute(
-        f"INSERT INTO event_sources SELECT ?, line FROM {fresh} ORDER BY line", [sha256, sha256]
-    )
-    con.execute("DROP TABLE _groups")
+    con.execute(f"INSERT INTO event_sources SELECT ?, line, row_hash FROM {fresh} ORDER BY line",
+                [sha256])
+    con.execute("DROP TABLE _groups; DROP TABLE _fresh")
     return imported, total - imported
 
 

@@ -240,7 +240,7 @@ def test_a_store_with_fewer_rows_than_its_backup_does_not_replace_it(runner, kep
     shutil.copy(tmp_path / "old.duckdb", store)  # e.g. an old copy put back by hand
     result = invoke(runner, kept, "judge", JUDGED, "0.5", code=1)
     assert result.stderr.startswith(f"Error: {store}: the event store has fewer rows than its "
-                                    "backup store.backup.duckdb in event_sources (")
+                                    "backup store.backup.duckdb in imports (")
     assert contents(backup) == newer
     invoke(runner, kept, "doctor", "--repair")
     assert contents(store) == newer

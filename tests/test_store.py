@@ -15,17 +15,18 @@ SHA_B = "b" * 64
 
 
 def candidates(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> str:
-    """A candidate table of (line, date, actor1, actor2, event_code, location, source_url)."""
+    """A candidate table of (line, date, actor1, actor2, event_code, location, source_url[,
+    original_id])."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE cand (
             date DATE, actor1 VARCHAR, actor2 VARCHAR, event_code VARCHAR, goldstein DOUBLE,
             num_sources INTEGER, source_url VARCHAR, location VARCHAR, is_root BOOLEAN,
             source_format VARCHAR, file VARCHAR, line BIGINT, original_id VARCHAR)"""
     )
-    for line, day, a1, a2, code, loc, url in rows:
+    for line, day, a1, a2, code, loc, url, *ident in rows:
         con.execute(
-            "INSERT INTO cand VALUES (?, ?, ?, ?, NULL, 1, ?, ?, NULL, 'native', 'f.csv', ?, NULL)",
-            [day, a1, a2, code, url, loc, line],
+            "INSERT INTO cand VALUES (?, ?, ?, ?, NULL, 1, ?, ?, NULL, 'native', 'f.csv', ?, ?)",
+            [day, a1, a2, code, url, loc, line, ident[0] if ident else None],
         )
     return "cand"
 
@@ -146,10 +147,26 @@ def test_reimport_counts_duplicates_and_changes_nothing(con: duckdb.DuckDBPyConn
     )
 
 
+def test_a_re_export_of_the_same_rows_adds_no_source(con: duckdb.DuckDBPyConnection) -> None:
+    """The same rows in another file (CRLF line ends, another order: another content hash) are
+    the same source rows: counted as duplicates by the import, but no event gains a source."""
+    rows = [(2, D, "RUS", "AZE", "163", None, "u"), (3, D, "RUS", "AZE", "163", None, "u"),
+            (4, D, "RUS", "AZE", "1663", None, "v")]
+    with transaction(con):
+        add_events(con, candidates(con, rows), sha256=SHA_A)
+    before = events(con)
+    reordered = [(10 + i, *row[1:]) for i, row in enumerate(reversed(rows))]
+    with transaction(con):
+        assert add_events(con, candidates(con, reordered), sha256=SHA_B) == (0, 3)
+    assert events(con) == before
+    assert con.execute("SELECT sum(1 + duplicates) FROM events").fetchone() == (3,)
+
+
 def test_the_same_event_from_another_file_is_a_duplicate(con: duckdb.DuckDBPyConnection) -> None:
     with transaction(con):
         add_events(con, candidates(con, [(2, D, "RUS", "AZE", "163", None, "u")]), sha256=SHA_A)
-    more = [(7, D, "RUS", "AZE", "163", None, "u"), (8, D, "RUS", None, "163", None, "u")]
+    more = [(7, D, "RUS", "AZE", "163", None, "u", "another row"),
+            (8, D, "RUS", None, "163", None, "u")]
     with transaction(con):
         assert add_events(con, candidates(con, more), sha256=SHA_B) == (1, 1)
     assert events(con) == [
