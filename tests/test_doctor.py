@@ -189,8 +189,7 @@ def test_a_store_changed_by_another_program_is_one_line_and_keeps_its_backup(
     line = (f"Error: {store}: the event store's {named} (changed by another program?); run "
             "`forecast doctor --repair` to restore it from its backup (the damaged file is "
             "kept)\n")
-    for args in (["events", "list"], ["show"], ["judge", JUDGED, "0.5"],
-                 ["events", "import", NATIVE]):
+    for args in (["show"], ["judge", JUDGED, "0.5"]):  # a reader, a writer
         assert invoke(runner, kept, *args, code=1).stderr == line
     assert backup.read_bytes() == saved
     assert f"the event store's {named}" in invoke(runner, kept, "doctor", code=1).stdout

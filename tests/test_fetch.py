@@ -5,7 +5,13 @@ master list made from them, with a wrong MD5, a 404 and a truncated zip among th
 import datetime as dt
 import hashlib
 import io
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +46,7 @@ class Feed:
                       for s, p in zip(STAMPS, parts, strict=True)}
         self.requests: list[str] = []
         self.base = ""
+        self.delay = 0.0  # seconds before each export's reply
         listed = list(self.files.items())
         bad_md5 = _zip(BAD["md5"], b"".join(lines[:10]))
         truncated = _zip(BAD["truncated"], b"".join(lines[10:20]))
@@ -64,6 +71,7 @@ class Feed:
                 if self.path == "/gdeltv2/masterfilelist.txt":
                     body = "\n".join(feed.master).replace("{base}", feed.base).encode()
                 elif self.path in feed.files:
+                    time.sleep(feed.delay)
                     body = feed.files[self.path]
                 else:
                     self.send_error(404)
@@ -158,3 +166,45 @@ def test_a_fetch_killed_between_files_resumes(workspace, feed):
                           until=dt.date(2019, 10, 24))
     assert (result.listed, result.already, len(result.imported), len(result.failed)) == (6, 1,
                                                                                           2, 3)
+
+
+@pytest.mark.slow
+def test_a_fetch_killed_at_any_moment_keeps_whole_files_and_finishes_when_run_again(
+        workspace, feed, tmp_path):
+    """SIGKILL (nothing can catch it) at seeded moments of real `forecast events fetch`
+    processes: the store reads whole and holds whole files only; the next run fetches the rest,
+    and the events are those of the three good files imported directly."""
+    forecast = Path(sys.executable).with_name("forecast")
+    env = {k: v for k, v in os.environ.items() if k != "FORECAST_WORKSPACE"}
+    args = [str(forecast), "--workspace", str(workspace.root), "events", "fetch", "gdelt2",
+            "--since", "2019-10-24", "--until", "2019-10-24"]
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    con = open_store(direct / "store.duckdb")
+    for stamp in STAMPS:
+        with zipfile.ZipFile(io.BytesIO(feed.files[f"/gdeltv2/{stamp}.export.CSV.zip"])) as z:
+            (tmp_path / stamp).write_bytes(z.read(f"{stamp}.export.CSV"))
+        import_events(con, tmp_path / stamp)
+    con.close()
+    feed.delay = 0.5
+    rng = random.Random(20261201)
+    for _ in range(3):
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        con = open_store(workspace.store_path, read_only=True)
+        try:
+            imported, events = con.execute("SELECT (SELECT coalesce(sum(imported), 0) FROM "
+                                           "imports), (SELECT count(*) FROM events)").fetchone()
+        finally:
+            con.close()
+        assert imported == events  # whole files only
+    feed.delay = 0.0
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr  # the three bad files fail again, named
+    assert _events(workspace.root) == _events(direct)
+    doctor = subprocess.run([str(forecast), "--workspace", str(workspace.root), "doctor"],
+                            env=env, capture_output=True, text=True)
+    assert doctor.returncode == 0, doctor.stdout
