@@ -262,6 +262,7 @@ def _posteriors(ws: Workspace, aside: _Aside, repair: bool) -> list[Finding]:
                 f"{refit_command(run)} fits it again"))
     for path in sorted(ws.posteriors_dir.glob("*.nc")):
         owner, cache = runs.get(path.resolve()), path.name.startswith(_CACHES)
+        state: State
         try:
             read_posterior(path, "", owner)
             if owner is not None or cache or recorded is None:
