@@ -535,7 +535,8 @@ def _run_header(r: dict[str, Any]) -> str:
 @click.option("--as-of", "as_of", type=DATE, help="Fit with events up to this day [today].")
 @sampler_options()
 @click.option("--allow-unconverged", is_flag=True,
-              help="Record the forecasts even if the fit fails the diagnostics gate (marked).")
+              help="One fit, recorded as it is even if it fails the diagnostics gate (marked), "
+                   "instead of refitting and refusing a fit that still fails.")
 @click.option("--what-if", is_flag=True,
               help="Allow an as-of after today or before the data; the run is recorded as a "
                    "what-if and never becomes the current forecast.")

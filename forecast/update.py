@@ -87,8 +87,9 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
     AsOfError
         The as-of date is after `today` or before the first stored event (without `what_if`).
     ConvergenceError
-        When the fit fails the diagnostics gate and `allow_unconverged` is False; nothing is
-        recorded then.
+        When the fit fails the diagnostics gate and `allow_unconverged` is False (after the
+        refits of `forecast.fit.sample_gated`); nothing is recorded then. With
+        `allow_unconverged`, one fit is made and recorded as it is.
     """
     with ws.lock():
         # the store is opened only to read inputs and to record, not while sampling, so that
@@ -122,14 +123,17 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
 
         import numpy as np
 
-        from forecast.fit import compile_model, gated, sample_gated
+        from forecast.fit import ATTEMPTS, compile_model, gated, sample_gated
         from forecast.forecasts import PARETO_K_MAX, forecast_questions
         from forecast.model import ModelConfig, build_model
 
         claims = claim_terms(priors)
         model = build_model(series, claims, ModelConfig())
-        # a failing fit is refitted (low-rank mass matrix, longer chains: `sample_gated`)
-        tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
+        # a failing fit is refitted (low-rank mass matrix, longer chains: `sample_gated`), unless
+        # the user takes the first fit as it is
+        attempts = 1 if allow_unconverged else ATTEMPTS
+        tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler,
+                                                attempts=attempts)
         if not allow_unconverged:
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
@@ -140,7 +144,8 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
             # nothing (NaN) if that fit fails the gate
             bare_model = build_model(series, (), ModelConfig())
             bare, bare_diagnostics, _fits = sample_gated(compile_model(bare_model),
-                                                         gated(bare_model), sampler)
+                                                         gated(bare_model), sampler,
+                                                         attempts=attempts)
             result["without_claims"] = forecast_questions(
                 bare.posterior.to_dataset(), series, questions(priors), as_of, resolved,
                 seed=sampler.seed).probability.where(bare_diagnostics.converged)

@@ -35,9 +35,9 @@ def workspace(tmp_path: Path):
 def fitted_example(tmp_path_factory, worker_id):
     """An example workspace with three recorded updates (short fits, published with
     --allow-unconverged so that they are quick): 2026-05-31, before the deadline of the questions
-    "by 2026-06-30", then 2026-11-15 and 2026-11-22. Shared by the slow tests that read forecasts,
-    and made once for all pytest-xdist workers (the first that needs it makes it, under a lock);
-    tests that write to it work on a copy (`fitted_copy`)."""
+    "by 2026-06-30", then 2026-11-15 and 2026-11-22, and the priors checked. Shared by the slow
+    tests that read forecasts, and made once for all pytest-xdist workers (the first that needs
+    it makes it, under a lock); tests that write to it work on a copy (`fitted_copy`)."""
     if worker_id == "master":  # one process
         return _fitted_example(tmp_path_factory.mktemp("fitted") / "ex")
     shared = tmp_path_factory.getbasetemp().parent / "fitted"
@@ -61,6 +61,10 @@ def _fitted_example(root: Path) -> Path:
         result = runner.invoke(main, [*ws, "update", "--as-of", as_of, "--draws", "100",
                                       "--tune", "200", "--allow-unconverged"])
         assert result.exit_code == 0, result.output
+    # the fits of the claims alone and of the broad priors, cached in posteriors/ for the
+    # report's, explain's and the copies' use
+    result = runner.invoke(main, [*ws, "priors", "check"])
+    assert result.exit_code == 0, result.output
     return root
 
 

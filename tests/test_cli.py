@@ -231,7 +231,7 @@ def test_update_gate_refuses_a_starved_fit_and_allow_unconverged_marks_it(runner
     assert runner.invoke(main, [*ws, "init", "--example"]).exit_code == 0
     config = tmp_path / "ex" / "forecast.toml"  # the gate's plumbing: a short window will do
     config.write_text(config.read_text().replace("history_weeks = 156", "history_weeks = 20"))
-    starved = [*ws, "update", "--as-of", "2026-11-22", "--draws", "20", "--tune", "20"]
+    starved = [*ws, "update", "--as-of", "2026-11-22", "--draws", "60", "--tune", "60"]
     refused = runner.invoke(main, starved)
     assert refused.exit_code == 1
     assert refused.stderr.startswith("Error: the fit did not converge: ")
