@@ -54,12 +54,15 @@ def _html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
-def _md(text: str) -> str:
-    """`text` for Markdown, as plain text: outside `code` spans, HTML (a raw <script>) is
-    escaped and so are link brackets (no [x](javascript:...)), table bars and backslashes; a
-    line break is a space, so a name cannot end a table row or a paragraph."""
+def _md(text: str, *, cell: bool = False) -> str:
+    """`text` for Markdown, as plain text: outside `code` spans, what would start HTML (a tag,
+    an entity) or a link (``](``, ``]:``, ``][``) is escaped, and so are backslashes and, in a
+    table `cell`, bars; a line break is a space, so a name cannot end a table row or a
+    paragraph. What needs no escaping (``<=``, ``[k]``) is left as written."""
     def plain(part: str) -> str:
-        return re.sub(r"([\\\[\]|])", r"\\\1", html.escape(part, quote=False))
+        part = re.sub(r"\](?=[(:\[])", r"\\]", part.replace("\\", "\\\\"))
+        part = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", re.sub(r"&(?=#?\w+;)", "&amp;", part))
+        return part.replace("|", "\\|") if cell else part
 
     parts = re.split(r"(`[^`\n]+`)", text.replace("\r", " ").replace("\n", " "))
     return "".join(p if p.startswith("`") else plain(p) for p in parts)
@@ -93,10 +96,11 @@ class _Doc:
 
     def table(self, header: list[str], rows: list[list[str]],
               numeric: frozenset[int] = frozenset()) -> None:
-        self.md.append("\n".join(["| " + " | ".join(map(_md, header)) + " |",
+        self.md.append("\n".join(["| " + " | ".join(_md(h, cell=True) for h in header) + " |",
                                   "|" + "|".join("---:" if i in numeric else "---"
                                                  for i in range(len(header))) + "|"]
-                                 + ["| " + " | ".join(map(_md, r)) + " |" for r in rows]))
+                                 + ["| " + " | ".join(_md(c, cell=True) for c in r) + " |"
+                                    for r in rows]))
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(
             f'<td{" class=num" if i in numeric else ""}>{_html(c)}</td>'
