@@ -43,6 +43,11 @@ def _on_sigterm(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(signum)
 
 
+def _signal() -> int:
+    """The signal that interrupted the command: SIGTERM if we had one, else Ctrl-C's."""
+    return _SIGNALLED[-1] if _SIGNALLED else signal.SIGINT
+
+
 class _Group(click.Group):
     """Turns the library's errors into one-line `Error:` messages with exit status 1, and an
     interruption (Ctrl-C, SIGTERM) into one line with exit status 130 or 143."""
@@ -54,7 +59,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            raise Interrupted(_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT) from None
+            raise Interrupted(_signal()) from None
         except ForecastError as exc:
             raise click.ClickException(one_line(str(exc))) from None
         except OSError as exc:  # a read-only or full disk, a missing folder, a looping link
@@ -62,7 +67,7 @@ class _Group(click.Group):
         except Exception as exc:  # a damaged store found while reading it, past its opening
             if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
                 # DuckDB stops a query on Ctrl-C, and on our SIGTERM's KeyboardInterrupt
-                raise Interrupted(_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT) from None
+                raise Interrupted(_signal()) from None
             if type(exc).__module__.partition(".")[0] not in ("duckdb", "_duckdb"):
                 raise
             from forecast.store import damage, refusal
@@ -114,10 +119,15 @@ def sampler_options(**overrides: int) -> Callable[[Callable], Callable]:
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-def _workspace(ctx: click.Context):  # -> forecast.workspace.Workspace
+def _workspace(ctx: click.Context, *outputs: Path | None):  # -> forecast.workspace.Workspace
+    """The workspace, with the user's output paths checked before any work (`check_output`)."""
     from forecast.workspace import open_workspace
 
-    return open_workspace(ctx.obj["workspace"])
+    ws = open_workspace(ctx.obj["workspace"])
+    for path in outputs:
+        if path is not None:
+            ws.check_output(path)
+    return ws
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,9 +236,7 @@ def priors_check(ctx: click.Context, model: bool, plot: Path | None, as_json: bo
     """
     from forecast.priors import load_priors
 
-    ws = _workspace(ctx)
-    if plot is not None:
-        ws.check_output(plot)
+    ws = _workspace(ctx, plot)
     p = load_priors(ws.priors_dir)
     constraints, conflicts = p.constraints(), p.conflicts()
     predictive = _prior_predictive(ws, p) if model and not conflicts else None
@@ -819,10 +827,7 @@ def score(ctx: click.Context, plot: Path | None, as_json: bool) -> None:
     """
     from forecast import evaluate, scoring
 
-    ws = _workspace(ctx)
-    if plot is not None:
-        ws.check_output(plot)
-    result = evaluate.score(ws, today=_today())
+    result = evaluate.score(_workspace(ctx, plot), today=_today())
     if plot is not None:
         scoring.plot_reliability(result.calibration, plot,
                                  title="Reliability of the model's resolved forecasts")
@@ -922,11 +927,8 @@ def backtest(ctx: click.Context, start, end, step: str, horizons: str, window: i
         eta = f", about {_duration(each * (total - done))} left" if done < total else ""
         click.echo(f"  step {done}/{total}{eta}{flag}", err=True)
 
-    ws = _workspace(ctx)
-    if plot is not None:
-        ws.check_output(plot)
     result = backtest_workspace(
-        ws, start=start and start.date(), end=end and end.date(),
+        _workspace(ctx, plot), start=start and start.date(), end=end and end.date(),
         step_weeks=step_weeks, horizons=horizon_weeks, window=window,
         sampler=SamplerConfig(draws=draws, tune=tune, chains=chains, seed=seed),
         allow_unconverged=allow_unconverged, planned=planned, progress=progress,
