@@ -201,9 +201,10 @@ def _check_as_of(con: duckdb.DuckDBPyConnection, as_of: dt.date, today: dt.date,
 
 def _check_probabilities(result: xr.Dataset) -> None:
     """Refuse forecasts that are not probabilities (NaN from a broken fit), whatever the flags:
-    nothing is recorded then."""
-    ok = ((result.low >= 0) & (result.low <= result.probability)
-          & (result.probability <= result.high) & (result.high <= 1))  # NaN compares false
+    nothing is recorded then. The mean may lie outside the 90% interval (a few draws that
+    surely fire), so each number is checked on its own."""
+    ok = ((result.probability >= 0) & (result.probability <= 1) & (result.low >= 0)
+          & (result.low <= 1) & (result.high >= 0) & (result.high <= 1))  # NaN compares false
     if not bool(ok.all()):
         bad = [str(q) for q in result.question.values[~ok.values]]
         raise ForecastError(f"the fit gave {len(bad)} question(s) no probability ("

@@ -253,7 +253,7 @@ def test_update_gate_refuses_a_starved_fit_and_allow_unconverged_marks_it(runner
         assert r["diagnostics"]["converged"] is False and r["allow_unconverged"] is True
         assert r["simulated"] is True
         low, high = r["interval"]
-        assert 0 <= low <= r["probability"] <= high <= 1
+        assert 0 <= low <= high <= 1 and 0 <= r["probability"] <= 1  # the mean may lie outside
 
     shown = runner.invoke(main, [*ws, "show"])
     assert "WARNING: published with --allow-unconverged" in shown.stdout

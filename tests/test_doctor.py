@@ -70,6 +70,22 @@ def template(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def small_template(tmp_path_factory) -> Path:
+    """A workspace with a few events and a judgment: every table of the store, little data."""
+    runner, root = CliRunner(), tmp_path_factory.mktemp("small") / "ws"
+    init_workspace(root)
+    invoke(runner, root, "events", "import", NATIVE)
+    invoke(runner, root, "judge", JUDGED, "0.3")
+    return root
+
+
+@pytest.fixture
+def small(small_template, tmp_path) -> Path:
+    """A copy of `small_template`."""
+    return Path(shutil.copytree(small_template, tmp_path / "ws"))
+
+
 @pytest.fixture
 def kept(template, tmp_path) -> Path:
     """A copy of `template` (times kept: its backup is as new as its store)."""
@@ -178,9 +194,10 @@ def test_a_damaged_store_never_replaces_its_backup(runner, kept):
     ("DROP TABLE event_sources", "table event_sources is missing"),
 ])
 def test_a_store_changed_by_another_program_is_one_line_and_keeps_its_backup(
-        runner, kept, change, named):
+        runner, small, change, named):
     """Another DuckDB client changed the tables: every command says so in one line, the backup
     is never replaced by the changed store, and the repair restores it."""
+    kept = small
     store, backup = kept / "store.duckdb", kept / "store.backup.duckdb"
     saved, rows = backup.read_bytes(), contents(store)
     con = duckdb.connect(str(store))

@@ -41,6 +41,11 @@ def test_forecasts_that_are_not_probabilities_are_never_recorded():
                            "high": ("question", p)}, coords={"question": ["a", "b"]})
 
     _check_probabilities(result(np.array([0.0, 0.4])))
+    # a skewed posterior: 1 draw in 40 surely fires, the mean (0.03) lies above the 90%
+    # interval; it was refused as "no probability" (a starved fit, or a rare counter-scenario)
+    skewed = result(np.array([0.03, 0.4]))
+    skewed["low"], skewed["high"] = ("question", [0.001, 0.3]), ("question", [0.02, 0.5])
+    _check_probabilities(skewed)
     with pytest.raises(ForecastError, match=r"the fit gave 1 question\(s\) no probability \(b\): "
                                             "nothing is recorded"):
         _check_probabilities(result(np.array([0.2, np.nan])))
