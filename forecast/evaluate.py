@@ -230,7 +230,7 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
                          - dt.timedelta(weeks=1))
     weeks = full.week.values.astype("datetime64[D]").astype(dt.date)
     where = {w: i for i, w in enumerate(weeks)}
-    members = {s: list(spec.union or (s,)) for s, spec in priors.scenarios.items()}
+    members = {s: list(spec.members) for s, spec in priors.scenarios.items()}
     any_event = {s: (full.scenario_events.sel(scenario=m).sum("scenario") > 0).values
                  for s, m in members.items()}  # (week,) per scenario
     t0 = bp.steps[0]

@@ -29,7 +29,7 @@ def claim_terms(priors: Priors) -> list[ClaimTerm]:
     terms = []
     for c in priors.constraints():
         s = priors.scenarios[c.claim.scenario]
-        terms.append(ClaimTerm(c.claim.id, s.union or (s.id,), c.claim.horizon.weeks,
+        terms.append(ClaimTerm(c.claim.id, s.members, c.claim.horizon.weeks,
                                c.alpha, c.beta, c.published))
     return terms
 
@@ -47,7 +47,7 @@ def store_digest(con: duckdb.DuckDBPyConnection) -> bytes:
 def questions(priors: Priors) -> list[QuestionSpec]:
     from forecast.forecasts import QuestionSpec
 
-    return [QuestionSpec(q.id, s.id, s.union or (s.id,), q.opened, q.deadline)
+    return [QuestionSpec(q.id, s.id, s.members, q.opened, q.deadline)
             for s in priors.scenarios.values() for q in s.questions]
 
 

@@ -237,10 +237,7 @@ class Priors:
     def _contains(self, outer: str, inner: str) -> bool:
         """Whether scenario `inner` happening means `outer` happens: a scenario of a union, or a
         union whose members all are in the other (two unions, or a union and itself)."""
-        return self._members(inner) <= self._members(outer)
-
-    def _members(self, scenario: str) -> set[str]:
-        return set(self.scenarios[scenario].union or (scenario,))
+        return set(self.scenarios[inner].members) <= set(self.scenarios[outer].members)
 
     def files(self) -> dict[str, str]:
         """Every file that defines these priors: path relative to the priors folder -> text."""

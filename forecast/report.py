@@ -145,7 +145,7 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         scores = score_workspace(con, priors, today=run["as_of"])
         since = min([r["as_of"] - dt.timedelta(weeks=2) for r in every]
                     + [q.opened for s in priors.scenarios.values() for q in s.questions])
-        rule_days = {s.id: sorted({e["date"] for m in s.union or (s.id,)
+        rule_days = {s.id: sorted({e["date"] for m in s.members
                                    for e in queries.matching(
                                        con, since=since, until=run["as_of"],
                                        rule=priors.scenarios[m].resolution)})
@@ -285,7 +285,7 @@ def _scenarios(doc: _Doc, out: Path, priors, rows: list[dict], every: list[dict]
     as_of = run["as_of"]
     until = max(r["deadline"] for r in rows)
     constraints = {c.claim.id: c for c in priors.constraints()}
-    unions = {s.id: list(s.union) or [s.id] for s in priors.scenarios.values()}
+    unions = {s.id: list(s.members) for s in priors.scenarios.values()}
     curves = cumulative_probability(posterior, series, unions, as_of, until, seed=run["seed"],
                                     days=[r["deadline"] for r in rows if r["status"] == "open"])
     for scenario in priors.scenarios.values():

@@ -108,6 +108,11 @@ class Scenario:
     file: Path
     counter: bool = False  # a counter-scenario (module docs)
 
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The scenarios whose events count for this one: a union's, or itself."""
+        return self.union or (self.id,)
+
 
 _SCENARIO_KEYS = ("id", "title", "description", "counter", "resolution", "union", "indicators",
                   "questions")

@@ -136,7 +136,7 @@ def first_qualifying(con: duckdb.DuckDBPyConnection, scenario: Scenario,
                      until: dt.date) -> dt.date | None:
     """Date of the first stored event in [since, until] that resolves `scenario` (for a union:
     any member's rule), or None."""
-    rules = [scenarios[m].resolution for m in scenario.union] or [scenario.resolution]
+    rules = [scenarios[m].resolution for m in scenario.members]
     dates = []
     for rule in rules:
         where, params = _filter(rule)  # type: ignore[arg-type]

@@ -214,7 +214,7 @@ def _reasoning(row: dict[str, Any], priors: Priors, series: xr.Dataset, prior: f
                own: float | None, p: float, source: Source) -> str:
     """Two or three sentences on what drives the forecast: the claims, the events, the pool."""
     scenario = priors.scenarios[row["scenario"]]
-    members = list(scenario.union or (scenario.id,))
+    members = list(scenario.members)
     low, high = row["interval"]
     weeks = series.sizes["week"]
     recent = series.indicator_events.isel(week=slice(-RECENT_WEEKS, None)).sum().item()

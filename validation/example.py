@@ -47,7 +47,7 @@ def run_example() -> dict:
         world, _events = example_world(ws)
         priors = load_priors(ws.priors_dir)
     scenarios = list(world.series.scenario.values)
-    asked = {s: [scenarios.index(m) for m in spec.union or (s,)]
+    asked = {s: [scenarios.index(m) for m in spec.members]
              for s, spec in priors.scenarios.items()}
     weeks = [str(w)[:10] for w in world.series.week.values.astype("datetime64[D]")]
     rng, by_step = np.random.default_rng(0), {}

@@ -158,7 +158,7 @@ def run_world(family: str, seed: int, priors: Priors, fitter: Fitter, claims_pri
     indicators = list(all_indicators(priors.scenarios))
     counter = {s for s in scenarios if priors.scenarios[s].counter}
     world, rejected = draw_world(family, rng, scenarios, indicators, counter, claims_prior)
-    asked = {s: list(spec.union or (s,)) for s, spec in priors.scenarios.items()}
+    asked = {s: list(spec.members) for s, spec in priors.scenarios.items()}
     members = [[scenarios.index(m) for m in ms] for ms in asked.values()]
     weeks = world.series.week.values.astype("datetime64[D]").astype(dt.date)
     fires = np.stack([world.series.scenario_events.values[m].sum(axis=0) > 0
