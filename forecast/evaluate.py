@@ -29,9 +29,9 @@ import xarray as xr
 from forecast import history, resolution, scoring
 from forecast.errors import NotAvailableError
 from forecast.fit import (
-    ATTEMPTS,
     Diagnostics,
     SamplerConfig,
+    attempts,
     compile_model,
     gated,
     sample_gated,
@@ -254,7 +254,7 @@ def backtest(con: duckdb.DuckDBPyConnection, priors: Priors, backtest_plan: Back
             compiled = compile_model(model)
         tree, diagnostics, fits = sample_gated(compiled, names, sampler,
                                                model_data(fitted, claims),
-                                               attempts=1 if allow_unconverged else ATTEMPTS)
+                                               attempts=attempts(allow_unconverged))
         step: dict[str, Any] = {"as_of": str(t), "fits": fits,
                                 "converged": diagnostics.converged, "rows": []}
         if diagnostics.converged or allow_unconverged:

@@ -92,6 +92,7 @@ import duckdb
 from forecast import store
 from forecast.config import DEFAULT_REGION
 from forecast.errors import EventFormatError
+from forecast.files import naming
 from forecast.schema import COUNTRY_CODE, EVENT_CODE_PATTERN
 
 Format = Literal["auto", "gdelt1", "gdelt2", "icews", "acled", "native"]
@@ -612,10 +613,8 @@ class _Records:
     def end(self) -> str:
         out = self._line(self.partial) if self.partial else ""
         self.partial = ""
-        while self.record:  # quotes still open at the end: the first line alone, as in `_line`
-            out += self._flush(1)
-            rest, self.record = self.record, []
-            out += "".join(self._line(line) for line in rest)
+        while self.record:  # quotes still open at the end
+            out += self._first_alone()
         return out
 
     def _line(self, line: str) -> str:
@@ -624,7 +623,11 @@ class _Records:
             return self._flush(len(self.record))
         if len(self.record) < _MAX_RECORD_LINES:
             return ""
-        first = self._flush(1)  # its quotes never close: alone, and the rest read again
+        return self._first_alone()
+
+    def _first_alone(self) -> str:
+        """The open record's first line alone (its quotes never close), the rest read again."""
+        first = self._flush(1)
         rest, self.record = self.record, []
         return first + "".join(self._line(line) for line in rest)
 
@@ -971,13 +974,8 @@ def _stage(
                 con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
             return scan
     text = tmp / "events.txt"
-    try:
-        with _open_bytes(path, kind) as src, text.open("wb") as out:
-            scan = _scan(src, out, csv_records=csv_format)
-    except OSError as exc:
-        if exc.filename is None:  # the copy's write: name it
-            raise OSError(exc.errno, exc.strerror, str(text)) from exc
-        raise
+    with naming(text), _open_bytes(path, kind) as src, text.open("wb") as out:
+        scan = _scan(src, out, csv_records=csv_format)
     try:
         con.execute(_staging_sql(text, False, layout, region))
     except (duckdb.InvalidInputException, duckdb.IOException) as exc:

@@ -42,7 +42,7 @@ from forecast import history, posterior, resolution
 from forecast.errors import ForecastError
 from forecast.events import list_events
 from forecast.files import write_cache
-from forecast.fit import ATTEMPTS, SamplerConfig, compile_model, gated, sample_gated
+from forecast.fit import SamplerConfig, attempts, compile_model, gated, sample_gated
 from forecast.forecasts import forecast_questions
 from forecast.inputs import claim_terms, questions, read_inputs, store_digest
 from forecast.model import ModelConfig, build_model, model_data
@@ -68,14 +68,14 @@ def _compiled(priors: Priors, series: xr.Dataset) -> tuple[Any, list[str]]:
 
 
 def _probabilities(priors: Priors, series: xr.Dataset, as_of: dt.date,
-                   resolved: dict[str, Verdict], sampler: SamplerConfig, attempts: int,
+                   resolved: dict[str, Verdict], sampler: SamplerConfig, tries: int,
                    compiled: tuple[Any, list[str]] | None = None) -> dict[str, float]:
     model, names = compiled or _compiled(priors, series)
     # as the update sampled (a fit failing the gate refitted, unless the update took its first
     # fit as it was), so that the last refit is B
     tree, _diagnostics, _fits = sample_gated(model, names, sampler,
                                              model_data(series, claim_terms(priors)),
-                                             attempts=attempts)
+                                             attempts=tries)
     result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors), as_of,
                                 resolved, seed=sampler.seed)
     return {str(q): float(p) for q, p in zip(result.question.values,
@@ -151,7 +151,7 @@ def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, 
                             "older version): run `forecast update` twice with this version")
     sampler = SamplerConfig(draws=after["draws"], tune=after["tune"], chains=after["chains"],
                             seed=after["seed"])
-    attempts = 1 if after["allow_unconverged"] else ATTEMPTS  # as the update sampled
+    tries = attempts(after["allow_unconverged"])  # as the update sampled
     as_of_b = after["as_of"]
     with tempfile.TemporaryDirectory() as folder:
         priors = _priors_of(trees[-1], Path(folder))
@@ -172,7 +172,7 @@ def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, 
             with ws.store(read_only=True) as con:
                 resolved_a = resolution.verdicts(con, priors, until=as_of_a)
             steps.append(("changed priors (and sampler settings)",
-                          _probabilities(priors, series_a, as_of_a, resolved_a, sampler, attempts)))
+                          _probabilities(priors, series_a, as_of_a, resolved_a, sampler, tries)))
         with ws.store(read_only=True) as con:
             weeks = ws.config.history_weeks
             quiet, resolved_quiet = read_inputs(con, priors, as_of_b, weeks, known_until=as_of_a)
@@ -180,7 +180,7 @@ def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, 
             events = _events_that_mattered(con, priors, as_of_a + dt.timedelta(days=1), as_of_b)
         compiled = _compiled(priors, quiet)
         steps.append(("passage of time (quiet weeks)",
-                      _probabilities(priors, quiet, as_of_b, resolved_quiet, sampler, attempts,
+                      _probabilities(priors, quiet, as_of_b, resolved_quiet, sampler, tries,
                                      compiled)))
         counterfactual = quiet.copy(deep=True)
         for indicator in latest.indicator.values:
@@ -190,10 +190,10 @@ def _explain_all(ws: Workspace, before: dict[str, Any] | None, after: dict[str, 
             counterfactual["indicator_events"].loc[{"indicator": indicator}] = new
             steps.append((f"new events: indicator {indicator}",
                           _probabilities(priors, counterfactual, as_of_b, resolved_quiet,
-                                         sampler, attempts, compiled)))
+                                         sampler, tries, compiled)))
         steps.append(("new scenario events and resolutions",
                       _probabilities(priors, latest, as_of_b, resolved_latest, sampler,
-                                     attempts, compiled)))
+                                     tries, compiled)))
     out = []
     for q in rows_after:
         level, contributions = previous.get(q), {}

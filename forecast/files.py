@@ -9,7 +9,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -55,6 +55,17 @@ def write_cache(path: Path, write: Callable[[str], object]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An `OSError` of the block that names no file (a failed write) names `path`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
 def write_output(path: Path, write: Callable[[str], object]) -> None:
     """Write a file the user named (``--out``, ``--plot``) by calling `write(path to write)`.
 
@@ -63,7 +74,7 @@ def write_output(path: Path, write: Callable[[str], object]) -> None:
     one, is written atomically where its symbolic links lead (`atomic_file`), so the links stay.
     Check the path first with `forecast.workspace.Workspace.check_output`.
     """
-    try:
+    with naming(path):
         if str(path) == "-":
             with tempfile.TemporaryDirectory(prefix="forecast-out-") as folder:
                 tmp = os.path.join(folder, "out")
@@ -75,10 +86,6 @@ def write_output(path: Path, write: Callable[[str], object]) -> None:
             write(str(path))
         else:
             atomic_file(Path(os.path.realpath(path)), write)
-    except OSError as exc:
-        if exc.filename is None:  # a failed write names no file: name the output
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
 
 
 def _fsync(path: str | Path) -> None:

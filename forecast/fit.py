@@ -21,6 +21,12 @@ ESS_BULK_MIN = 400
 ATTEMPTS = 3
 
 
+def attempts(allow_unconverged: bool) -> int:
+    """The fits an update or a backtest step makes: one, taken as it is, when the user allows
+    an unconverged fit; else up to `ATTEMPTS`."""
+    return 1 if allow_unconverged else ATTEMPTS
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     draws: int = 2000

@@ -204,11 +204,11 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS what_if BOOLEAN DEFAULT false;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP;
 """
 
-#: Stores made before imports recorded the days they span get them from the events each file
-#: stored (once: the columns are then there).
 #: Stores made before source rows were known by their fields (their rows keep NULL).
 _ROW_HASH = "ALTER TABLE event_sources ADD COLUMN IF NOT EXISTS row_hash UHUGEINT"
 
+#: Stores made before imports recorded the days they span get them from the events each file
+#: stored (once: the columns are then there).
 _SPANS = """
 ALTER TABLE imports ADD COLUMN first_day DATE;
 ALTER TABLE imports ADD COLUMN last_day DATE;
@@ -503,14 +503,13 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
                                    WHERE row_hash IS NOT NULL)""",
         [sha256],
     )
-    fresh = "_fresh"
     # One row per key among the source rows not counted before; `known` when the store already
     # has the event.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _groups AS
             SELECT g.*, EXISTS (SELECT 1 FROM events e WHERE {key_match}) AS known
             FROM (SELECT {key}, min(line) AS first_line, count(*) AS n
-                  FROM {fresh} GROUP BY ALL) g""")
+                  FROM _fresh GROUP BY ALL) g""")
     con.execute(
         f"""UPDATE events e SET duplicates = e.duplicates + g.n
             FROM _groups g WHERE g.known AND {key_match}"""
@@ -522,7 +521,7 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
             WHERE NOT g.known ORDER BY r.date, r.line"""
     )
     imported = count(con, "SELECT count(*) FROM _groups WHERE NOT known")
-    con.execute(f"INSERT INTO event_sources SELECT ?, line, row_hash FROM {fresh} ORDER BY line",
+    con.execute("INSERT INTO event_sources SELECT ?, line, row_hash FROM _fresh ORDER BY line",
                 [sha256])
     con.execute("DROP TABLE _groups; DROP TABLE _fresh")
     return imported, total - imported

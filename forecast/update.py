@@ -123,7 +123,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
 
         import numpy as np
 
-        from forecast.fit import ATTEMPTS, compile_model, gated, sample_gated
+        from forecast.fit import attempts, compile_model, gated, sample_gated
         from forecast.forecasts import PARETO_K_MAX, forecast_questions
         from forecast.model import ModelConfig, build_model
 
@@ -131,9 +131,9 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
         model = build_model(series, claims, ModelConfig())
         # a failing fit is refitted (low-rank mass matrix, longer chains: `sample_gated`), unless
         # the user takes the first fit as it is
-        attempts = 1 if allow_unconverged else ATTEMPTS
+        tries = attempts(allow_unconverged)
         tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler,
-                                                attempts=attempts)
+                                                attempts=tries)
         if not allow_unconverged:
             diagnostics.check()
         result = forecast_questions(tree.posterior.to_dataset(), series, questions(priors),
@@ -145,7 +145,7 @@ def run_update(ws: Workspace, *, as_of: dt.date, today: dt.date,
             bare_model = build_model(series, (), ModelConfig())
             bare, bare_diagnostics, _fits = sample_gated(compile_model(bare_model),
                                                          gated(bare_model), sampler,
-                                                         attempts=attempts)
+                                                         attempts=tries)
             result["without_claims"] = forecast_questions(
                 bare.posterior.to_dataset(), series, questions(priors), as_of, resolved,
                 seed=sampler.seed).probability.where(bare_diagnostics.converged)

@@ -96,13 +96,11 @@ class Workspace:
     def refuse_own(self, path: Path) -> Path:
         """Where `path` leads, unless that is one of the workspace's own files or inside one of
         its own folders (`own_files`): then raise `OutputError`."""
-        real = Path(os.path.realpath(path))
         for own in self.own_files():
-            mine = Path(os.path.realpath(own))
-            if real == mine or mine in real.parents:
+            if inside(own, path) is not None:
                 raise OutputError(f"{path}: that is the workspace's own {own.name}; "
                                   "write the output elsewhere")
-        return real
+        return Path(os.path.realpath(path))
 
     @contextlib.contextmanager
     def store(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
