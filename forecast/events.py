@@ -8,11 +8,10 @@ file, line and original id.
 How a file is read
 ------------------
 DuckDB reads the file as lines of text (one VARCHAR per physical line, gzip decompressed by DuckDB)
-and numbers them with ``row_number() OVER ()``, which DuckDB guarantees to follow the file's order.
-Line numbers are 1-based physical lines, split at line feeds only (a header is line 1). Each line
-is then tested, split and validated in the same streaming SQL statement, so memory stays flat
-whatever the file's size and nothing is loaded into Python. Only the lines that can concern the
-region reach a temporary table; the rest are counted.
+into a temporary table in the file's order, keeping the text only of the lines that can concern
+the region, then numbers them. Line numbers are 1-based physical lines, split at line feeds only
+(a header is line 1). The kept lines are then split and validated in SQL, so memory stays bounded
+(DuckDB spills to the scratch folder) whatever the file's size and nothing is loaded into Python.
 
 Rows are classified in this order; the counts always satisfy
 ``read = imported + duplicate + outside_region + rejected`` with ``read`` the file's number of
@@ -50,13 +49,13 @@ LF, a lone CR and the unit separator become spaces, bad bytes become U+FFFD (so 
 rejected on its merits). Zip archives (GDELT's ``*.export.CSV.zip``) are streamed to such a file
 too. The temporary file sits next to the store (not in a RAM-backed /tmp) and is deleted.
 
-Speed: DuckDB's guaranteed way to number rows in file order, ``row_number() OVER ()``, is a
-streaming operator that runs on one thread, so the read, the line test and the parsing of the kept
-lines run on one core, while a Python thread hashes the content (hashlib and DuckDB release the
-GIL). ``bench/import_bench.py`` measures it. Numbering lines in parallel would need a CSV reader
-that reports row numbers (DuckDB's does not take ``file_row_number``) or the file cut at line
-boundaries into pieces scanned side by side; insertion order into a table is not kept reliably by
-DuckDB 2.0 under parallel plans, so ``rowid`` cannot stand in for the line number.
+Speed: the read and the region's line test run on every core, while a Python thread hashes the
+content (hashlib and DuckDB release the GIL); the lines are numbered after the read, from the
+table's order (DuckDB keeps the insertion order of a parallel read; the import sets
+``preserve_insertion_order`` so, and a test reads an 80 MB file on two threads and checks every
+stored row's line against its id). Numbering them during the read (``row_number() OVER ()``)
+held the read and the test to one thread: 1.44 s against 1.05 s for a million GDELT rows.
+``bench/import_bench.py`` measures it.
 
 Beyond one machine, the same region filter runs as SQL where GDELT is hosted (e.g. BigQuery's
 ``gdelt-bq.gdeltv2.events``: ``WHERE Actor1CountryCode IN (...) OR Actor2CountryCode IN (...)``);
@@ -81,7 +80,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cache, partial
 from pathlib import Path
@@ -327,8 +326,9 @@ def import_events(
         raise ValueError(f"unknown event format {fmt!r}; expected one of {', '.join(FORMATS)}")
     codes = _region(region)
     # a bounded memory: a file of junk stages as many rows as it has lines, and DuckDB spills
-    # what does not fit to its temporary folder
-    con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'; SET enable_progress_bar = false")
+    # what does not fit to its temporary folder; `_staging_sql` numbers lines after the read
+    con.execute(f"SET memory_limit = '{IMPORT_MEMORY}'; SET enable_progress_bar = false; "
+                "SET preserve_insertion_order = true")
     try:
         with tempfile.TemporaryDirectory(prefix="forecast-import-", dir=_scratch(con)) as tmp:
             source = _readable(path, Path(tmp))
@@ -346,7 +346,8 @@ def import_events(
             return _merge(con, name or str(path), layout, codes, scan)
     finally:
         con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged; "
-                    "RESET memory_limit")
+                    "DROP TABLE IF EXISTS _lines; RESET memory_limit; "
+                    "RESET preserve_insertion_order")
 
 
 def _readable(path: Path, tmp: Path) -> Path:
@@ -554,14 +555,16 @@ class _Scan:
     """One pass over the content: its hash, its number of lines, and whether DuckDB can read it."""
 
     sha256: str
-    lines: int
+    lines: int  # 0 when only hashed: DuckDB counts the lines it read (`_stage`)
     clean: bool
     joined: int = 0  # lines joined to the CSV record above them (`_Records`)
     nul_line: int | None = None  # the line of the first NUL byte: binary data, not text
 
 
 def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = False) -> _Scan:
-    """Hash and count lines of `src`; with `out`, also write its normalised text there.
+    """Hash `src`; without `out`, only check that DuckDB splits it into lines as we do (no CR,
+    NUL, unit or record separator: `clean`); with `out`, count its lines and write its normalised
+    text there.
 
     Lines end at line feeds; a last line without one counts. Normalising: CRLF -> LF, a lone CR and
     the unit separator -> space, bytes that are not UTF-8 -> U+FFFD; the line structure is kept,
@@ -569,6 +572,13 @@ def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = F
     (`_Records`).
     """
     digest, lines, last, clean, nul_line = hashlib.sha256(), 0, b"\n", True, None
+    if out is None:
+        unclean = (b"\r", b"\0", _NO_DELIMITER.encode(), _JOINED.encode())
+        buffer = bytearray(_CHUNK)  # read into one buffer: no new chunk each time
+        while clean and (n := src.readinto(buffer)):
+            digest.update(memoryview(buffer)[:n])
+            clean = all(buffer.find(c, 0, n) < 0 for c in unclean)
+        return _Scan(digest.hexdigest(), 0, clean)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     records = _Records() if csv_records else None
     carry_cr = False  # a CR ending a chunk may start a CRLF
@@ -578,17 +588,12 @@ def _scan(src: IO[bytes], out: IO[bytes] | None = None, *, csv_records: bool = F
             nul_line = lines + chunk.count(b"\n", 0, at) + 1
         lines += chunk.count(b"\n")
         last = chunk[-1:]
-        if out is None:
-            clean = clean and not any(c in chunk for c in (b"\r", _NO_DELIMITER.encode(),
-                                                            _JOINED.encode()))
-            continue
         text = ("\r" if carry_cr else "") + decoder.decode(chunk)
         carry_cr = text.endswith("\r")
         text = _normalise(text[:-1] if carry_cr else text)
         out.write((records.feed(text) if records else text).encode())
-    if out is not None:
-        text = _normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else ""))
-        out.write((records.feed(text) + records.end() if records else text).encode())
+    text = _normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else ""))
+    out.write((records.feed(text) + records.end() if records else text).encode())
     return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean,
                  records.joined if records else 0, nul_line)
 
@@ -854,8 +859,15 @@ def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
 
 
 def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str, ...]) -> str:
-    """One streaming statement: number the lines, keep those that can concern the region, split,
-    map and validate them into ``_staged`` (line, event columns, reason, in_region)."""
+    """Number the lines, keep those that can concern the region, split, map and validate them
+    into ``_staged`` (line, event columns, reason, in_region).
+
+    Two statements, so that reading the file runs on every core: numbering the lines as they are
+    read (``row_number() OVER ()``) would hold the read and the region's filter to one thread. So
+    the file is read and filtered in parallel into ``_lines``, one row per line in the file's
+    order (DuckDB keeps the insertion order), the text only of the lines the filter keeps; the
+    numbering is a quick pass over that table.
+    """
     reader = (
         f"read_csv({_sql_str(str(source))}, columns={{'text': 'VARCHAR'}}, header=false, "
         f"delim={_sql_str(_NO_DELIMITER)}, quote='', escape='', auto_detect=false, "
@@ -889,13 +901,16 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
     )
     expected = " or ".join(map(str, layout.columns))
     return f"""
+        CREATE OR REPLACE TEMP TABLE _lines AS
+            SELECT (text IS NULL OR {_prefilter(layout, region)})
+                    AND text IS DISTINCT FROM '{_JOINED}' AS keep,
+                CASE WHEN keep THEN text END AS text
+            FROM {reader};
         CREATE OR REPLACE TEMP TABLE _staged AS
-        WITH numbered AS (
-            SELECT row_number() OVER () AS line, text FROM {reader}
-        ), kept AS (
-            SELECT line, text, {split} AS fr FROM numbered
-            WHERE line > {int(layout.header)} AND text IS DISTINCT FROM '{_JOINED}'
-                AND (text IS NULL OR {_prefilter(layout, region)})
+        WITH kept AS (
+            SELECT line, text, {split} AS fr
+            FROM (SELECT row_number() OVER () AS line, keep, text FROM _lines)
+            WHERE keep AND line > {int(layout.header)}
         ), split AS (
             SELECT line, len(fr) AS n, {fields} AS f, {bad_quoting} AS bad_quoting FROM kept
         ), raw AS (
@@ -955,10 +970,10 @@ def _stage(
 ) -> _Scan:
     """Fill ``_staged`` from the file and return its hash and line count.
 
-    Fast path: DuckDB reads the file (or its gzip) while a thread hashes it on another core. If the
-    thread finds text DuckDB would split differently, or DuckDB fails, or a CSV row's quoting
-    does not close on its line (a quoted line feed, or a broken row), the file is normalised into
-    `tmp` (CSV records joined) and read again.
+    Fast path: DuckDB reads the file (or its gzip) and counts its lines while a thread hashes it on
+    another core. If the thread finds text DuckDB would split differently, or DuckDB fails, or a
+    CSV row's quoting does not close on its line (a quoted line feed, or a broken row), the file
+    is normalised into `tmp` (CSV records joined) and read again.
     """
     csv_format = layout.fmt in ("acled", "native")
     if kind != "zip" and b"\r" not in head:
@@ -972,7 +987,7 @@ def _stage(
             scan = pending.result()
         if scan.clean and not failed and not (csv_format and store.count(
                 con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
-            return scan
+            return replace(scan, lines=store.count(con, "SELECT count(*) FROM _lines"))
     text = tmp / "events.txt"
     with naming(text), _open_bytes(path, kind) as src, text.open("wb") as out:
         scan = _scan(src, out, csv_records=csv_format)

@@ -490,14 +490,15 @@ def add_events(con: duckdb.DuckDBPyConnection, rows: str, *, sha256: str) -> tup
     """
     key_match = " AND ".join([*(f"e.{c} IS NOT DISTINCT FROM g.{c}" for c in DEDUP_KEY),
                               f"{_identity('e.')} IS NOT DISTINCT FROM g.identity"])
-    key = ", ".join([*DEDUP_KEY, f"{_identity()} AS identity"])
+    key = ", ".join([*DEDUP_KEY, "identity"])
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "duplicates")
     total = count(con, f"SELECT count(*) FROM {rows}")
     # the source rows not counted before: not of this content, nor a row with the same fields
     # imported from another file (a re-export); copies within this file count as usual
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fresh AS
-            SELECT * FROM (SELECT *, {_ROW_HASH_SQL} AS row_hash FROM {rows})
+            SELECT line, row_hash, {key} FROM (
+                SELECT *, {_ROW_HASH_SQL} AS row_hash, {_identity()} AS identity FROM {rows})
             WHERE line NOT IN (SELECT line FROM event_sources WHERE sha256 = ?)
               AND row_hash NOT IN (SELECT row_hash FROM event_sources
                                    WHERE row_hash IS NOT NULL)""",

@@ -86,6 +86,23 @@ def test_real_gdelt_files(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) 
         assert rows[line - 1][26] == code  # as a string: "042" keeps its zero
 
 
+def test_a_file_read_on_several_threads_keeps_each_rows_line(tmp_path: Path, con) -> None:
+    # ~80 MB: DuckDB reads it in parallel, and the lines are numbered after the read. Each copy
+    # of the sample gets its own day, so that its rows are events of their own.
+    sample = raw_rows(GDELT2)
+    path = tmp_path / "big.export.tsv"
+    with path.open("w") as out:
+        for copy in range(100):
+            day = (date(2019, 1, 1) + timedelta(days=copy)).strftime("%Y%m%d")
+            for i, row in enumerate(sample):
+                out.write("\t".join([str(copy * 10_000 + i), day, *row[2:]]) + "\n")
+    result = import_events(con, path)
+    assert result.read == 100 * len(sample) and result.imported > 10_000
+    for line, original_id in con.execute("SELECT line, original_id FROM events").fetchall():
+        copy, i = divmod(int(original_id), 10_000)
+        assert line == copy * len(sample) + i + 1
+
+
 def test_gdelt1_mixes_57_and_58_columns_without_loss(con: duckdb.DuckDBPyConnection) -> None:
     rows = raw_rows(GDELT1)
     assert {len(r) for r in rows} == {57, 58}
