@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import select
 import signal
 import sys
 import threading
@@ -63,6 +65,11 @@ class _Group(click.Group):
         except ForecastError as exc:
             raise click.ClickException(one_line(str(exc))) from None
         except OSError as exc:  # a read-only or full disk, a missing folder, a looping link
+            if isinstance(exc, BrokenPipeError) and _reader_gone():
+                # what reads our output stopped (`forecast events list | head`): stop quietly,
+                # as `cat` does, with SIGPIPE's status; nothing more can be written there
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(128 + signal.SIGPIPE)
             raise click.ClickException(one_line(os_error_line(exc))) from None
         except Exception as exc:  # a damaged store found while reading it, past its opening
             if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
@@ -80,6 +87,16 @@ class _Group(click.Group):
         finally:
             if main_thread:
                 signal.signal(signal.SIGTERM, previous)
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end is closed."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's), or no poll
+        return False
 
 
 def emit_json(data: Any) -> None:
@@ -423,6 +440,37 @@ def events_fetch(ctx: click.Context, feed: str, since, until, as_json: bool) -> 
                                    "(named above): run the command again to retry them")
 
 
+@events.command("merge-feeds")
+@click.option("--days", type=click.IntRange(0, 30), default=1, show_default=True,
+              help="How many days apart the two feeds may date the same event.")
+@click.option("--dry-run", is_flag=True, help="List the merges; change nothing.")
+@output_options
+@click.pass_context
+def events_merge_feeds(ctx: click.Context, days: int, dry_run: bool, as_json: bool) -> None:
+    """Fold machine-coded events (GDELT, ICEWS) into the curated ones (ACLED, hand-coded) that
+    report the same happening, so that it counts once.
+
+    The same happening: the same actors, the same CAMEO root and at most --days days apart. The
+    curated event stays, counting the other's source rows among its duplicates. Optional and
+    never done by `import`: run it after importing both feeds (and again after new files).
+    """
+    from forecast.ingest import merge_feeds
+
+    pairs, resolved = merge_feeds(_workspace(ctx), days=days, apply=not dry_run)
+    if as_json:
+        emit_json(pairs)
+        return
+    for p in pairs:
+        click.echo(one_line(
+            f"{p['date']}  {p['actor1'] or '---'}→{p['actor2'] or '---'}  {p['event_code']:<5} "
+            f"{p['feed']} {p['file']}:{p['line']} → {p['into_feed']} {p['into_date']} "
+            f"{p['into_code']} {p['into_file']}:{p['into_line']}"))
+    for r in resolved:
+        click.echo(f"resolved: {r.line()}", err=True)
+    verb = "would fold" if dry_run else "folded"
+    click.echo(f"{verb} {len(pairs)} machine-coded event(s) into curated ones", err=True)
+
+
 @events.command("sql")
 @click.option("--engine", type=click.Choice(["bigquery"]), default="bigquery", show_default=True,
               help="The warehouse: BigQuery's public GDELT 2.0 table.")
@@ -487,7 +535,8 @@ def events_stats(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(stats)
         return
-    click.echo(f"{stats['events']} events from {stats['source_rows']} source rows")
+    folded = f"; {stats['folded']} folded into another feed's" if stats["folded"] else ""
+    click.echo(f"{stats['events']} events from {stats['source_rows']} source rows{folded}")
     click.echo("\nBy week (last 12):")
     for w in stats["by_week"][-12:]:
         click.echo(f"  {w['week']}  {w['events']}")

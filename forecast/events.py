@@ -408,7 +408,8 @@ def filter_sql(
     codes: Sequence[str] | None = None,
     min_sources: int = 1,
 ) -> tuple[str, list[Any]]:
-    """Build the WHERE condition of an event filter over the ``events`` table.
+    """Build the WHERE condition of an event filter over the ``events`` table (events folded into
+    another feed's are never counted: `merge_feeds`).
 
     Parameters
     ----------
@@ -428,7 +429,7 @@ def filter_sql(
     for code in codes or ():
         if not (code.isdigit() and 1 <= len(code) <= 4):
             raise ValueError(f"CAMEO code {code!r}: expected 1 to 4 digits")
-    clauses: list[str] = ["num_sources >= ?"]
+    clauses: list[str] = ["folded_into IS NULL", "num_sources >= ?"]
     params: list[Any] = [min_sources]
     for column, allowed in (("actor1", actor1), ("actor2", actor2)):
         if allowed is not None:
@@ -460,7 +461,7 @@ def list_events(
         where, params = f"{where} AND date >= ?", [*params, since]
     if until is not None:
         where, params = f"{where} AND date <= ?", [*params, until]
-    sql = f"SELECT * FROM events WHERE {where} ORDER BY date, file, line"
+    sql = f"SELECT * EXCLUDE (folded_into) FROM events WHERE {where} ORDER BY date, file, line"
     if limit is not None:
         sql, params = f"{sql} LIMIT ?", [*params, limit]
     return _dicts(con, sql, params)
@@ -469,11 +470,14 @@ def list_events(
 def event_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Counts of stored events: in total, by ISO week (starting Monday), actor pair and format.
 
-    Each count gives ``events`` (distinct events) and ``source_rows`` (events plus duplicates).
+    Each count gives ``events`` (distinct events, not those folded into another feed's) and
+    ``source_rows`` (every source row behind them, those of folded events included); in total
+    also ``folded`` (events folded into another feed's, `merge_feeds`).
     """
-    counts = "count(*) AS events, coalesce(sum(1 + duplicates), 0)::BIGINT AS source_rows"
+    counts = ("count(*) FILTER (WHERE folded_into IS NULL) AS events, "
+              "coalesce(sum(1 + duplicates), 0)::BIGINT AS source_rows")
     return {
-        **_dicts(con, f"SELECT {counts} FROM events")[0],
+        **_dicts(con, f"SELECT {counts}, count(folded_into) AS folded FROM events")[0],
         "by_week": _dicts(
             con,
             f"SELECT date_trunc('week', date)::DATE AS week, {counts} FROM events "
@@ -490,6 +494,58 @@ def event_stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             "ORDER BY source_format",
         ),
     }
+
+
+#: Feeds coded by people from what happened, and feeds coded by machines from the news.
+CURATED_FORMATS = ("acled", "native")
+MACHINE_FORMATS = ("gdelt1", "gdelt2", "icews")
+
+
+def merge_feeds(con: duckdb.DuckDBPyConnection, *, days: int = 1, apply: bool = True
+                ) -> list[dict[str, Any]]:
+    """Fold each machine-coded event (GDELT, ICEWS) into the curated event (ACLED, hand-coded)
+    that reports the same thing, so that one happening is not counted once per feed; call inside
+    a transaction. An optional step (``forecast events merge-feeds``): importing never does it.
+
+    The same happening: the same actor1 and the same actor2 (an unknown actor matches only an
+    unknown one, and not both may be unknown), the same CAMEO root (the code's first two digits:
+    ACLED's event types map to roots, not to GDELT's finer codes) and dates at most `days` apart
+    (GDELT dates an event by the news of it, ACLED by when it happened). A machine-coded event
+    matching several curated ones goes to the nearest in date, then the first by file and line.
+    The machine-coded event is marked ``folded_into`` the curated one (``file:line``): it no longer
+    counts as an event of its own (`filter_sql`, `event_stats`), while its rows stay in the store
+    (rows are only ever added) and still show the days its feed covers. A row of a later file
+    with its key counts as its duplicate, so it stays folded.
+
+    Returns the pairs, by date: each machine-coded event (date, actors, code, feed, file, line,
+    source rows) and the curated one it joins (``into_``: date, code, feed, file, line). With
+    `apply` false nothing changes.
+    """
+    if days < 0:
+        raise ValueError(f"days must be 0 or more, not {days}")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _merges AS
+        SELECT * EXCLUDE (nearest) FROM (
+            SELECT m.date, m.actor1, m.actor2, m.event_code, m.source_format AS feed, m.file,
+                m.line, 1 + m.duplicates AS source_rows, c.date AS into_date,
+                c.event_code AS into_code, c.source_format AS into_feed, c.file AS into_file,
+                c.line AS into_line,
+                row_number() OVER (PARTITION BY m.file, m.line
+                                   ORDER BY abs(datediff('day', c.date, m.date)), c.file, c.line
+                                   ) AS nearest
+            FROM events m JOIN events c
+              ON m.actor1 IS NOT DISTINCT FROM c.actor1 AND m.actor2 IS NOT DISTINCT FROM c.actor2
+             AND m.event_code[1:2] = c.event_code[1:2]
+             AND abs(datediff('day', c.date, m.date)) <= {int(days)}
+            WHERE m.source_format IN {MACHINE_FORMATS} AND c.source_format IN {CURATED_FORMATS}
+              AND m.folded_into IS NULL AND (m.actor1 IS NOT NULL OR m.actor2 IS NOT NULL))
+        WHERE nearest = 1""")
+    pairs = _dicts(con, "SELECT * FROM _merges ORDER BY date, file, line")
+    if apply:
+        con.execute("""UPDATE events e SET folded_into = m.into_file || ':' || m.into_line
+                        FROM _merges m WHERE e.file = m.file AND e.line = m.line""")
+    con.execute("DROP TABLE _merges")
+    return pairs
 
 
 # --------------------------------------------------------------------------- reading bytes

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from forecast import resolution
+from forecast import events, resolution
 from forecast.events import Format, ImportResult, import_events
-from forecast.store import open_store
+from forecast.store import open_store, transaction
 from forecast.workspace import Workspace
 
 
@@ -43,3 +43,21 @@ def import_files(ws: Workspace, paths: Sequence[Path], *, fmt: Format = "auto",
         finally:
             con.close()
     return results, resolved
+
+
+def merge_feeds(ws: Workspace, *, days: int, apply: bool, by: str = "forecast events merge-feeds"
+                ) -> tuple[list[dict], list[resolution.Resolution]]:
+    """`forecast.events.merge_feeds` on the workspace's store, in one transaction, then the
+    resolutions the merged events imply; without `apply` (a dry run), read-only."""
+    if not apply:
+        with ws.store(read_only=True) as con:
+            return events.merge_feeds(con, days=days, apply=False), []
+    with ws.lock():
+        con = open_store(ws.store_path)
+        try:
+            with transaction(con):
+                pairs = events.merge_feeds(con, days=days)
+            resolved = resolution.sync_workspace(ws, con, by=by) if pairs else []
+        finally:
+            con.close()
+    return pairs, resolved

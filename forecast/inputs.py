@@ -36,10 +36,11 @@ def claim_terms(priors: Priors) -> list[ClaimTerm]:
 
 def store_digest(con: duckdb.DuckDBPyConnection) -> bytes:
     """What the store holds that a fit or an explanation depends on: its imports, its events'
-    count and the resolutions by hand (a digest, not a hash: callers fold it into theirs)."""
+    counts (and how many are folded into another feed's) and the resolutions by hand (a digest,
+    not a hash: callers fold it into theirs)."""
     return repr([con.execute(sql).fetchall() for sql in (
         "SELECT sha256, format, region, imported, duplicate FROM imports ORDER BY ALL",
-        "SELECT count(*), coalesce(sum(duplicates), 0) FROM events",
+        "SELECT count(*), coalesce(sum(duplicates), 0), count(folded_into) FROM events",
         "SELECT question, state, resolved_on FROM resolutions WHERE method = 'manual' "
         "ORDER BY ALL")]).encode()
 

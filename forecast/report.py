@@ -138,8 +138,9 @@ def write_report(ws: Workspace, out: Path, *, explain: bool = False) -> Path:
         previous = ({r["question"]: r for r in history.question_rows(
             con, run_id=runs[-2]["run_id"])} if len(runs) > 1 else {})
         every = [r for past in runs for r in history.question_rows(con, run_id=past["run_id"])]
-        sources = con.execute("SELECT source_format, count(*), coalesce(sum(1 + duplicates), 0) "
-                              "FROM events GROUP BY 1 ORDER BY 1").fetchall()
+        sources = con.execute("SELECT source_format, count(*) FILTER (WHERE folded_into IS NULL), "
+                              "coalesce(sum(1 + duplicates), 0) FROM events GROUP BY 1 ORDER BY 1"
+                              ).fetchall()
         priors = load_priors(ws.priors_dir)
         # deadlines passed by the as-of date, so that the report's scores are reproducible
         scores = score_workspace(con, priors, today=run["as_of"])

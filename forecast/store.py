@@ -10,7 +10,9 @@ Tables
     (ACLED) also its own event id, so two of its events are never merged; ``duplicates`` counts
     the further source rows that had the same key, so ``1 + duplicates`` is the number of source
     rows behind an event. ``file``, ``line`` and ``original_id`` point at the first source row
-    that was stored.
+    that was stored. ``folded_into`` (``file:line``) marks a machine-coded event that the optional
+    cross-feed step found to report a curated one (`forecast.events.merge_feeds`): it is no longer
+    counted as an event of its own, but it still shows the days its feed covers.
 ``event_sources``
     (``sha256``, ``line``, ``row_hash``) of every source row counted (stored or counted as a
     duplicate), where ``sha256`` is the SHA-256 of the file's (decompressed) content and
@@ -64,7 +66,8 @@ _LOCKED = "Could not set lock on file"
 _DAMAGE_SIGNS = ("not a valid DuckDB database file", "Could not read enough bytes",
                  "Corrupt database file", "checksum")
 
-#: The columns of ``events`` in table order; importers produce them (plus ``line``) for each row.
+#: The columns of ``events`` in table order that importers produce (plus ``line``) for each row;
+#: ``folded_into`` follows them.
 EVENT_COLUMNS = (
     "date",
     "actor1",
@@ -106,8 +109,11 @@ CREATE TABLE IF NOT EXISTS events (
     file VARCHAR NOT NULL,
     line BIGINT NOT NULL,
     original_id VARCHAR,
-    duplicates INTEGER NOT NULL DEFAULT 0
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    folded_into VARCHAR
 );
+-- stores made before the cross-feed step (`forecast.events.merge_feeds`)
+ALTER TABLE events ADD COLUMN IF NOT EXISTS folded_into VARCHAR;
 CREATE TABLE IF NOT EXISTS event_sources (
     sha256 VARCHAR NOT NULL,
     line BIGINT NOT NULL,
@@ -385,7 +391,7 @@ def tables(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 #: Columns a store made by an older version gains on its first write by this one.
 _ADDED_LATER = {("imports", "first_day"), ("imports", "last_day"), ("runs", "inputs_hash"),
-                ("event_sources", "row_hash"),
+                ("event_sources", "row_hash"), ("events", "folded_into"),
                 ("runs", "claims_pareto_k"), ("forecasts", "without_claims"),
                 ("runs", "what_if"), ("runs", "current_at")}
 #: The tables every store has from its creation (the history's come with its first write).

@@ -1,5 +1,6 @@
 import csv
 import gzip
+import json
 import tempfile
 import zipfile
 from datetime import date, timedelta
@@ -415,9 +416,9 @@ def test_filter_sql_matches_codes_by_prefix(con: duckdb.DuckDBPyConnection) -> N
     codes = ["190", "193", "1631", "163", "16", "042", "1900"]
     con.execute(
         "CREATE TEMP TABLE e (event_code VARCHAR, actor1 VARCHAR, actor2 VARCHAR, "
-        "num_sources INTEGER)"
+        "num_sources INTEGER, folded_into VARCHAR)"
     )
-    con.executemany("INSERT INTO e VALUES (?, 'RUS', 'AZE', 2)", [[c] for c in codes])
+    con.executemany("INSERT INTO e VALUES (?, 'RUS', 'AZE', 2, NULL)", [[c] for c in codes])
 
     def matching(**kwargs: object) -> list[str]:
         where, params = filter_sql(**kwargs)  # type: ignore[arg-type]
@@ -886,3 +887,65 @@ def test_the_warehouse_query_selects_what_the_importer_keeps(con, days) -> None:
         assert len(selected) == result.imported + result.duplicate
         stored = {r for (r,) in con.execute("SELECT original_id FROM events").fetchall()}
         assert stored <= selected
+
+
+def test_merge_feeds_folds_a_gdelt_report_into_the_curated_event(runner, workspace,
+                                                                  tmp_path: Path) -> None:
+    from cli import main
+
+    native = tmp_path / "hand.csv"
+    native.write_text(f"{NATIVE_HEADER}\n2026-03-04,RUS,AZE,163,2,https://example.org/ban,ban\n")
+    template = raw_rows(GDELT2)[0]
+
+    def gdelt(n: int, day: str, a1: str, a2: str, code: str) -> str:
+        row = [*template]
+        row[0], row[1], row[7], row[17], row[59] = str(n), day, a1, a2, day + "120000"
+        row[26], row[27], row[28], row[60] = code, code[:3], code[:2], f"https://news.example/{n}"
+        return "\t".join(row)
+
+    machine = tmp_path / "gdelt.export.tsv"
+    machine.write_text("\n".join([
+        gdelt(1, "20260305", "RUS", "AZE", "1631"),  # the next day, a finer code of root 16
+        gdelt(2, "20260304", "RUS", "AZE", "163"),   # the same day: both fold into the one
+        gdelt(3, "20260307", "RUS", "AZE", "163"),   # three days later: only with --days 3
+        gdelt(4, "20260304", "RUS", "AZE", "190"),   # another root
+        gdelt(5, "20260304", "AZE", "RUS", "163"),   # the other way round
+    ]) + "\n")
+    ws = ["--workspace", str(workspace.root)]
+    for path in (native, machine):
+        assert runner.invoke(main, [*ws, "events", "import", str(path)]).exit_code == 0
+
+    def stored() -> list[tuple]:
+        with workspace.store(read_only=True) as con:
+            return con.execute("SELECT source_format, original_id, duplicates, folded_into "
+                               "FROM events ORDER BY source_format, original_id").fetchall()
+
+    def counted() -> tuple[int, int, int]:
+        with workspace.store(read_only=True) as con:
+            stats = event_stats(con)
+            rule = filter_sql(codes=["16"])
+            (n,) = con.execute(f"SELECT count(*) FROM events WHERE {rule[0]}", rule[1]).fetchone()
+        return stats["events"], stats["folded"], n
+
+    before = stored()
+    assert counted() == (6, 0, 5)
+    dry = runner.invoke(main, [*ws, "events", "merge-feeds", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert [(p["feed"], p["line"], p["into_feed"]) for p in json.loads(dry.stdout)] == [
+        ("gdelt2", 2, "native"), ("gdelt2", 1, "native")]
+    assert stored() == before
+    merged = runner.invoke(main, [*ws, "events", "merge-feeds"])
+    assert merged.exit_code == 0, merged.output
+    assert "folded 2 machine-coded event(s)" in merged.stderr
+    into = f"{native}:2"
+    assert stored() == [("gdelt2", "1", 0, into), ("gdelt2", "2", 0, into),
+                        ("gdelt2", "3", 0, None), ("gdelt2", "4", 0, None),
+                        ("gdelt2", "5", 0, None), ("native", None, 0, None)]
+    assert counted() == (4, 2, 3)  # the embargo is counted once, from the hand-coded row
+    # importing the file again changes nothing; a wider window folds the third report too
+    again = runner.invoke(main, [*ws, "events", "import", str(machine), "--json"])
+    assert json.loads(again.stdout)["imported"] == 0
+    wider = runner.invoke(main, [*ws, "events", "merge-feeds", "--days", "3"])
+    assert "folded 1 machine-coded event(s)" in wider.stderr
+    assert counted() == (3, 3, 2)
+    assert runner.invoke(main, [*ws, "events", "merge-feeds"]).stderr.startswith("folded 0")

@@ -3,7 +3,10 @@ workspace's own files, through devices and FIFOs instead of over them, ``-`` to 
 line, not a traceback, when the file system refuses (issue 17, items 1 and 6)."""
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -102,3 +105,18 @@ def test_a_report_into_the_workspaces_own_folder_is_refused(runner, fitted_copy)
     result = _run(runner, fitted_copy, "report", "--out", str(fitted_copy / "posteriors"))
     assert result.exit_code == 1 and "the workspace's own posteriors" in result.stderr
     assert sorted(p.name for p in (fitted_copy / "posteriors").iterdir()) == before
+
+
+def test_a_reader_that_goes_away_stops_the_output_quietly(tmp_path: Path) -> None:
+    # `forecast events list | head -1`: head leaves after its line; the rest has nowhere to go
+    forecast = [str(Path(sys.executable).with_name("forecast")), "--workspace", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if k != "FORECAST_WORKSPACE"}
+    sample = Path(__file__).parent / "data" / "native-sample.csv"
+    for args in (["init"], ["events", "import", str(sample)]):
+        subprocess.run([*forecast, *args], env=env, check=True, capture_output=True)
+    read, write = os.pipe()
+    os.close(read)  # gone before the first line is written
+    done = subprocess.run([*forecast, "events", "list"], env=env, stdout=write,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
