@@ -336,14 +336,14 @@ def import_events(
                 kind = _compression(source)
                 head = _head(source, kind)
                 layout = _layout(source, head, fmt)
-                scan = _stage(con, source, kind, head, layout, codes, Path(tmp))
+                scan, found = _stage(con, source, kind, head, layout, codes, Path(tmp))
                 if scan.nul_line is not None:  # past the first bytes that `_layout` checked
                     raise EventFormatError(f"{source}: expected lines of text, found binary data "
                                            f"(a NUL byte on line {scan.nul_line}); nothing was "
                                            "imported")
             except EventFormatError as exc:  # name the file the user gave, not the copy
                 raise EventFormatError(str(exc).replace(str(source), name or str(path))) from exc
-            return _merge(con, name or str(path), layout, codes, scan)
+            return _merge(con, name or str(path), layout, codes, scan, found)
     finally:
         con.execute("DROP VIEW IF EXISTS _candidates; DROP TABLE IF EXISTS _staged; "
                     "DROP TABLE IF EXISTS _lines; RESET memory_limit; "
@@ -914,14 +914,15 @@ def _prefilter(layout: _Layout, region: tuple[str, ...]) -> str:
             else "FALSE")
 
 
-def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str, ...]) -> str:
-    """Number the lines, keep those that can concern the region, split, map and validate them
-    into ``_staged`` (line, event columns, reason, in_region).
+def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str, ...]
+                 ) -> tuple[str, str]:
+    """The statement that reads the file into ``_lines`` (keep, text) and the query that numbers,
+    splits, maps and validates its kept lines (line, event columns, reason, in_region).
 
-    Two statements, so that reading the file runs on every core: numbering the lines as they are
-    read (``row_number() OVER ()``) would hold the read and the region's filter to one thread. So
-    the file is read and filtered in parallel into ``_lines``, one row per line in the file's
-    order (DuckDB keeps the insertion order), the text only of the lines the filter keeps; the
+    Two steps, so that reading the file runs on every core: numbering the lines as they are read
+    (``row_number() OVER ()``) would hold the read and the region's filter to one thread. So the
+    file is read and filtered in parallel into ``_lines``, one row per line in the file's order
+    (DuckDB keeps the insertion order), the text only of the lines the filter keeps; the
     numbering is a quick pass over that table.
     """
     reader = (
@@ -956,13 +957,13 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
         else "TRUE"
     )
     expected = " or ".join(map(str, layout.columns))
-    return f"""
+    lines = f"""
         CREATE OR REPLACE TEMP TABLE _lines AS
             SELECT (text IS NULL OR {_prefilter(layout, region)})
                     AND text IS DISTINCT FROM '{_JOINED}' AS keep,
                 CASE WHEN keep THEN text END AS text
-            FROM {reader};
-        CREATE OR REPLACE TEMP TABLE _staged AS
+            FROM {reader}"""
+    return lines, f"""
         WITH kept AS (
             SELECT line, text, {split} AS fr
             FROM (SELECT row_number() OVER () AS line, keep, text FROM _lines)
@@ -1015,6 +1016,19 @@ def _staging_sql(source: Path, gzipped: bool, layout: _Layout, region: tuple[str
 # --------------------------------------------------------------------------- importing
 
 
+@dataclass(frozen=True)
+class _Validated:
+    """What validating the lines found: DuckDB's count of them, the rows it validated (those that
+    can concern the region, after the header), and the rejected ones (all counted, the first
+    `MAX_REJECTIONS` by line listed)."""
+
+    lines: int
+    validated: int
+    rejected: int
+    rejections: list[Rejection]
+    malformed: int  # rejected for their CSV quoting
+
+
 def _stage(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -1023,8 +1037,9 @@ def _stage(
     layout: _Layout,
     region: tuple[str, ...],
     tmp: Path,
-) -> _Scan:
-    """Fill ``_staged`` from the file and return its hash and line count.
+) -> tuple[_Scan, _Validated]:
+    """Fill ``_staged`` with the file's valid rows; return its hash and line count, and what
+    validating it found.
 
     Fast path: DuckDB reads the file (or its gzip) and counts its lines while a thread hashes it on
     another core. If the thread finds text DuckDB would split differently, or DuckDB fails, or a
@@ -1036,22 +1051,45 @@ def _stage(
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(_scan_file, path, kind)
             try:
-                con.execute(_staging_sql(path, kind == "gzip", layout, region))
-                failed = False
+                found = _validate(con, path, kind == "gzip", layout, region)
             except (duckdb.InvalidInputException, duckdb.IOException):
-                failed = True
+                found = None
             scan = pending.result()
-        if scan.clean and not failed and not (csv_format and store.count(
-                con, "SELECT count(*) FROM _staged WHERE reason = 'malformed CSV quoting'")):
-            return replace(scan, lines=store.count(con, "SELECT count(*) FROM _lines"))
+        if scan.clean and found and not (csv_format and found.malformed):
+            return replace(scan, lines=found.lines), found
     text = tmp / "events.txt"
     with naming(text), _open_bytes(path, kind) as src, text.open("wb") as out:
         scan = _scan(src, out, csv_records=csv_format)
     try:
-        con.execute(_staging_sql(text, False, layout, region))
+        return scan, _validate(con, text, False, layout, region)
     except (duckdb.InvalidInputException, duckdb.IOException) as exc:
         raise EventFormatError(f"{path}: expected lines of text, found {_unreadable(exc)}") from exc
-    return scan
+
+
+def _validate(con: duckdb.DuckDBPyConnection, source: Path, gzipped: bool, layout: _Layout,
+              region: tuple[str, ...]) -> _Validated:
+    """Read `source` into ``_lines`` and its valid rows into ``_staged``. The rejected rows are
+    counted, not kept (a file of junk would fill the disk and the memory with them): when there
+    are any, a second pass over the kept lines finds the first ones, in constant memory."""
+    read, validated = _staging_sql(source, gzipped, layout, region)
+    con.execute(read)
+    con.execute("CREATE OR REPLACE TEMP TABLE _staged AS "
+                f"SELECT * EXCLUDE (reason) FROM ({validated}) WHERE reason IS NULL")
+    lines, kept = con.execute("SELECT count(*), count(*) FILTER (WHERE keep) FROM _lines"
+                              ).fetchone() or (0, 0)
+    if layout.header and lines:  # line 1, the first row of the table
+        kept -= store.count(con, "SELECT keep::INTEGER FROM _lines LIMIT 1")
+    rejected = kept - store.count(con, "SELECT count(*) FROM _staged")
+    malformed, first = 0, []
+    if rejected:
+        malformed, at, reasons = con.execute(
+            "SELECT count(*) FILTER (WHERE reason = 'malformed CSV quoting'), "
+            f"arg_min(line, line, {MAX_REJECTIONS}), arg_min(reason, line, {MAX_REJECTIONS}) "
+            f"FROM ({validated}) WHERE reason IS NOT NULL").fetchone()
+        first = [Rejection(int(line), _printable(reason))
+                 for line, reason in sorted(zip(at, reasons, strict=True))]
+    con.execute("DROP TABLE _lines")
+    return _Validated(lines, kept, rejected, first, malformed)
 
 
 def _unreadable(exc: duckdb.Error) -> str:
@@ -1071,20 +1109,13 @@ def _merge(
     layout: _Layout,
     region: tuple[str, ...],
     scan: _Scan,
+    found: _Validated,
 ) -> ImportResult:
-    """Count the staged rows and merge the valid in-region ones into the store."""
+    """Count the rows and merge the valid in-region ones into the store."""
     read = max(scan.lines - layout.header - scan.joined, 0)
-    staged, rejected, outside = con.execute(
-        "SELECT count(*), count(reason), count(*) FILTER (WHERE reason IS NULL AND NOT in_region) "
-        "FROM _staged"
-    ).fetchone() or (0, 0, 0)
-    rejections = [  # the first few only: a file of junk must not fill the memory
-        Rejection(int(line), _printable(reason))
-        for line, reason in con.execute(
-            "SELECT line, reason FROM _staged WHERE reason IS NOT NULL ORDER BY line LIMIT ?",
-            [MAX_REJECTIONS],
-        ).fetchall()
-    ]
+    rejected, rejections = found.rejected, found.rejections
+    (outside,) = con.execute("SELECT count(*) FILTER (WHERE NOT in_region) FROM _staged"
+                             ).fetchone() or (0,)
     if layout.header and read == 0:
         raise EventFormatError(f"{path}: expected rows under the header, found only the header")
     if rejected and rejected == read:  # nothing in the file is usable: refuse it whole
@@ -1095,7 +1126,7 @@ def _merge(
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _candidates AS
             SELECT *, '{layout.fmt}' AS source_format, {_sql_str(str(path))} AS file
-            FROM _staged WHERE reason IS NULL AND in_region"""
+            FROM _staged WHERE in_region"""
     )
     with store.transaction(con):
         imported, duplicate = store.add_events(con, "_candidates", sha256=scan.sha256)
@@ -1105,7 +1136,7 @@ def _merge(
             read=read,
             imported=imported,
             duplicate=duplicate,
-            outside_region=read - staged + outside,
+            outside_region=read - found.validated + outside,
             rejected=rejected,
             rejections=rejections,
         )
@@ -1116,8 +1147,8 @@ def _merge(
             fmt=layout.fmt,
             region=",".join(region) or None,
             counts=result.as_dict(),
-            span=con.execute("SELECT min(covers), max(covers) FROM _staged "
-                             "WHERE reason IS NULL").fetchone() or (None, None),
+            span=con.execute("SELECT min(covers), max(covers) FROM _staged"
+                             ).fetchone() or (None, None),
         )
     return result
 
