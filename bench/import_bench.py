@@ -9,7 +9,7 @@ importable, a plain ``pandas.read_csv`` of the same file for comparison. Figures
 
 Usage::
 
-    python bench/import_bench.py [--rows N] [--repeat K] [--json FILE]
+    python bench/import_bench.py [--rows N] [--repeat K] [--junk-mib M] [--json FILE]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def child(code: str, *args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(rows: int, repeat: int, junk_mib: int = 100) -> dict:
+def measure(rows: int, repeat: int, junk_mib: int = 1024) -> dict:
     """Median import time, rows/s and peak memory of `repeat` imports of a `rows`-row GDELT 2.0
     file into fresh stores, beside a plain `pandas.read_csv` of the same file; and the peak
     memory of importing `junk_mib` MiB of rejected rows."""
@@ -158,9 +158,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--junk-mib", type=int, default=1024,
+                        help="size of the file of junk (the target is for 1 GiB: some 3 minutes)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
-    figures = measure(args.rows, args.repeat)
+    figures = measure(args.rows, args.repeat, args.junk_mib)
     rows, seconds = figures["rows"], figures["import_seconds"]
     print(f"GDELT 2.0 import, {rows:,} rows ({figures['file_mib']} MiB), median of {args.repeat}")
     print(f"{'':24}{'seconds':>10}{'rows/s':>14}{'peak MiB':>10}")
