@@ -451,7 +451,7 @@ def events_merge_feeds(ctx: click.Context, days: int, dry_run: bool, as_json: bo
     report the same happening, so that it counts once.
 
     The same happening: the same actors, the same CAMEO root and at most --days days apart. The
-    curated event stays, counting the other's source rows among its duplicates. Optional and
+    curated event stays; the other is marked folded into it and no longer counted. Optional and
     never done by `import`: run it after importing both feeds (and again after new files).
     """
     from forecast.ingest import merge_feeds
