@@ -357,9 +357,11 @@ def plot_reliability(table: Sequence[Mapping[str, Any]], path: Path, *, title: s
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("observed frequency of YES")
-        ax.set_title(title)
+        ax.set_title(title, pad=22)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        # above the square, where no point can be (inside it hid a point at 1.0)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
+                  frameon=False)
         counts.bar([(row["low"] + row["high"]) / 2 for row in table], [row["n"] for row in table],
                    width=[0.9 * (row["high"] - row["low"]) for row in table], color="0.6")
         most = max((row["n"] for row in table), default=0)
