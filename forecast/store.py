@@ -267,6 +267,8 @@ def open_store(path: Path, *, read_only: bool = False,
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [str(SCHEMA_VERSION)],
                 )
+        elif not has_column(con, "events", "folded_into"):
+            _events_as_migrated(con)
         _check_size(con, path)
     except duckdb.Error as exc:
         con.close()
@@ -278,6 +280,15 @@ def open_store(path: Path, *, read_only: bool = False,
         con.close()
         raise
     return con
+
+
+def _events_as_migrated(con: duckdb.DuckDBPyConnection) -> None:
+    """A store written before the cross-feed step, opened read-only, cannot gain its column
+    (`_SCHEMA`): a view of the same name shows its events as the next write will, none folded."""
+    (name,) = con.execute("SELECT current_database()").fetchone() or ("",)
+    quoted = '"' + name.replace('"', '""') + '"'
+    con.execute("CREATE TEMP VIEW events AS "
+                f"SELECT *, NULL::VARCHAR AS folded_into FROM {quoted}.main.events")
 
 
 def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:

@@ -63,6 +63,23 @@ def test_open_store_creates_the_schema_once(tmp_path: Path) -> None:
     read_only.close()
 
 
+def test_a_store_from_before_the_cross_feed_step_reads_and_upgrades(tmp_path: Path) -> None:
+    from forecast.events import event_stats, import_events, list_events
+
+    path = tmp_path / "store.duckdb"
+    con = open_store(path)
+    import_events(con, Path(__file__).parent / "data" / "native-sample.csv")
+    con.execute("ALTER TABLE events DROP COLUMN folded_into")  # as an older version made it
+    con.close()
+    old = open_store(path, read_only=True)  # cannot gain the column: read as if it had it
+    listed, stats = list_events(old), event_stats(old)
+    old.close()
+    assert (len(listed), stats["events"], stats["folded"]) == (3, 3, 0)
+    open_store(path).close()  # the next write adds it
+    with duckdb.connect(str(path), read_only=True) as raw:
+        assert raw.execute("SELECT count(*), count(folded_into) FROM events").fetchone() == (3, 0)
+
+
 def test_read_only_store_must_exist(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match="cannot open the event store"):
         open_store(tmp_path / "missing.duckdb", read_only=True)
