@@ -70,6 +70,8 @@ class _Group(click.Group):
                 # as `cat` does, with SIGPIPE's status; nothing more can be written there
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 sys.exit(128 + signal.SIGPIPE)
+            if exc.filename is None and _output_fails(exc):  # `> /dev/full`: name it
+                exc = OSError(exc.errno, exc.strerror, "the command's output")
             raise click.ClickException(one_line(os_error_line(exc))) from None
         except Exception as exc:  # a damaged store found while reading it, past its opening
             if isinstance(exc, RuntimeError) and str(exc).startswith("Query interrupted"):
@@ -97,6 +99,14 @@ def _reader_gone() -> bool:
         return any(events & select.POLLERR for _, events in poll.poll(0))
     except (OSError, ValueError, AttributeError):  # not a real file (a test's), or no poll
         return False
+
+
+def _output_fails(exc: OSError) -> bool:
+    """Whether `exc` came from printing (click.echo, to standard output or error)."""
+    import traceback
+
+    return any(frame.name == "echo" and "click" in frame.filename
+               for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def emit_json(data: Any) -> None:

@@ -107,7 +107,7 @@ def test_a_report_into_the_workspaces_own_folder_is_refused(runner, fitted_copy)
     assert sorted(p.name for p in (fitted_copy / "posteriors").iterdir()) == before
 
 
-def test_a_reader_that_goes_away_stops_the_output_quietly(tmp_path: Path) -> None:
+def test_output_to_a_closed_pipe_or_a_full_device(tmp_path: Path) -> None:
     # `forecast events list | head -1`: head leaves after its line; the rest has nowhere to go
     forecast = [str(Path(sys.executable).with_name("forecast")), "--workspace", str(tmp_path)]
     env = {k: v for k, v in os.environ.items() if k != "FORECAST_WORKSPACE"}
@@ -120,3 +120,9 @@ def test_a_reader_that_goes_away_stops_the_output_quietly(tmp_path: Path) -> Non
                           stderr=subprocess.PIPE, text=True)
     os.close(write)
     assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, "")
+    if Path("/dev/full").exists():  # an output that cannot be written is named as such
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([*forecast, "events", "list"], env=env, stdout=full,
+                                  stderr=subprocess.PIPE, text=True)
+        assert done.returncode == 1
+        assert done.stderr.startswith("Error: the command's output: No space left on device")
