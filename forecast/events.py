@@ -631,7 +631,7 @@ def _scan(src: BufferedIOBase, out: IO[bytes] | None = None, *,
     except that with `csv_records` the lines of a record split by a quoted line feed are joined
     (`_Records`).
     """
-    digest, lines, last, clean, nul_line = hashlib.sha256(), 0, b"\n", True, None
+    digest = hashlib.sha256()
     if out is None:  # stops at the first byte DuckDB would split otherwise: read it again
         unclean = (b"\r", b"\0", _NO_DELIMITER.encode(), _JOINED.encode())
         buffer = bytearray(_CHUNK)  # one buffer read into: 5% faster than a new chunk each time
@@ -640,6 +640,7 @@ def _scan(src: BufferedIOBase, out: IO[bytes] | None = None, *,
             if any(buffer.find(c, 0, n) >= 0 for c in unclean):
                 return _Scan("", 0, False)
         return _Scan(digest.hexdigest(), 0, True)
+    lines, last, nul_line = 0, b"\n", None
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     records = _Records() if csv_records else None
     carry_cr = False  # a CR ending a chunk may start a CRLF
@@ -655,7 +656,7 @@ def _scan(src: BufferedIOBase, out: IO[bytes] | None = None, *,
         out.write((records.feed(text) if records else text).encode())
     text = _normalise(decoder.decode(b"", final=True) + ("\r" if carry_cr else ""))
     out.write((records.feed(text) + records.end() if records else text).encode())
-    return _Scan(digest.hexdigest(), lines + (last != b"\n"), clean,
+    return _Scan(digest.hexdigest(), lines + (last != b"\n"), True,  # the copy is clean
                  records.joined if records else 0, nul_line)
 
 

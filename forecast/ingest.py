@@ -12,7 +12,7 @@ from pathlib import Path
 
 from forecast import events, resolution
 from forecast.events import Format, ImportResult, import_events
-from forecast.store import open_store, transaction
+from forecast.store import transaction
 from forecast.workspace import Workspace
 
 
@@ -32,17 +32,12 @@ def import_files(ws: Workspace, paths: Sequence[Path], *, fmt: Format = "auto",
     The import results, and the new resolution rows (`forecast.resolution.sync`).
     """
     results = []
-    with ws.lock():
-        con = open_store(ws.store_path)
-        try:
-            for path in paths:
-                results.append(import_events(con, path, fmt=fmt, region=ws.config.region))
-                if each is not None:
-                    each(path, results[-1])
-            resolved = resolution.sync_workspace(ws, con, by=by)
-        finally:
-            con.close()
-    return results, resolved
+    with ws.lock(), ws.store() as con:
+        for path in paths:
+            results.append(import_events(con, path, fmt=fmt, region=ws.config.region))
+            if each is not None:
+                each(path, results[-1])
+        return results, resolution.sync_workspace(ws, con, by=by)
 
 
 def merge_feeds(ws: Workspace, *, days: int, apply: bool, by: str = "forecast events merge-feeds"
@@ -52,12 +47,7 @@ def merge_feeds(ws: Workspace, *, days: int, apply: bool, by: str = "forecast ev
     if not apply:
         with ws.store(read_only=True) as con:
             return events.merge_feeds(con, days=days, apply=False), []
-    with ws.lock():
-        con = open_store(ws.store_path)
-        try:
-            with transaction(con):
-                pairs = events.merge_feeds(con, days=days)
-            resolved = resolution.sync_workspace(ws, con, by=by) if pairs else []
-        finally:
-            con.close()
-    return pairs, resolved
+    with ws.lock(), ws.store() as con:
+        with transaction(con):
+            pairs = events.merge_feeds(con, days=days)
+        return pairs, resolution.sync_workspace(ws, con, by=by) if pairs else []

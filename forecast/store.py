@@ -119,6 +119,8 @@ CREATE TABLE IF NOT EXISTS event_sources (
     line BIGINT NOT NULL,
     row_hash UHUGEINT
 );
+-- stores made before source rows were known by their fields (their rows keep NULL)
+ALTER TABLE event_sources ADD COLUMN IF NOT EXISTS row_hash UHUGEINT;
 CREATE TABLE IF NOT EXISTS imports (
     imported_at TIMESTAMP NOT NULL DEFAULT now(),
     file VARCHAR NOT NULL,
@@ -210,9 +212,6 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS what_if BOOLEAN DEFAULT false;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS current_at TIMESTAMP;
 """
 
-#: Stores made before source rows were known by their fields (their rows keep NULL).
-_ROW_HASH = "ALTER TABLE event_sources ADD COLUMN IF NOT EXISTS row_hash UHUGEINT"
-
 #: Stores made before imports recorded the days they span get them from the events each file
 #: stored (once: the columns are then there).
 _SPANS = """
@@ -262,7 +261,6 @@ def open_store(path: Path, *, read_only: bool = False,
                 con.execute(_SCHEMA)
                 if not has_column(con, "imports", "first_day"):
                     con.execute(_SPANS)
-                con.execute(_ROW_HASH)
                 con.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                     [str(SCHEMA_VERSION)],
