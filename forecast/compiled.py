@@ -9,17 +9,32 @@ they wrap and the data's shapes. Everything else is nutpie's, through its privat
 `_make_functions` and `_prepare_dims_and_coords` (so nutpie is pinned to 0.16 in
 pyproject.toml); when PyTensor has no cache key for a function, `compile_model` falls back to
 `nutpie.compile_pymc_model`.
+
+What remains is PyTensor's graph rewriting in `_make_functions` (about 3 s of an update, in
+every process). Its result, the two PyTensor functions, is kept on disk beside PyTensor's own
+cache (`_stored_functions`), under a key computed from the model's graph before any rewriting:
+every operation, every constant's value, the data's names, types and shapes (not their values:
+the model's own data are set into the loaded functions), with the library versions and
+PyTensor's configuration. So a cached function is reused only for the very graph it was
+compiled from; anything else, or an unreadable entry, compiles afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import os
+import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 CALLBACK_VERSION = 1  # part of the cache key: raise it when the callbacks' source changes
+FUNCTIONS_VERSION = 1  # part of the stored functions' key: raise it when what is stored changes
+#: Stored functions kept (about 2 MB each); the least recently used beyond it are removed.
+FUNCTIONS_KEPT = 64
 
 LOGP_SOURCE = """
 def callback(dim, x_, out_, logp_, user_data_):
@@ -69,9 +84,7 @@ def compile_model(model: Any) -> Any:
         model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point",
         return_transformed=True))
     (n_dim, n_expanded, logp_pt, expand_pt, initial_point_fn, shape_info,
-     reparameterized) = npc._make_functions(model, mode="NUMBA", compute_grad=True,
-                                            join_expanded=True,
-                                            pymc_initial_point_fn=initial_point)
+     reparameterized) = _stored_functions(model, initial_point)
     shared = {v.name: v for f in (logp_pt, expand_pt) for v in f.get_shared()}
     data = {name: _frozen(shared[name].get_value()) for name in sorted(shared)}
     try:
@@ -112,6 +125,132 @@ def with_data(compiled: Any, data: dict[str, Any]) -> Any:
 
 class _Uncacheable(Exception):
     pass
+
+
+def _stored_functions(model: Any, initial_point: Any) -> tuple:
+    """nutpie's `_make_functions` for `model`, or its result for the same graph from disk (see
+    the module docs), with `model`'s data set into the functions."""
+    import nutpie.compile_pymc as npc
+
+    folder = functions_dir()
+    key, data = _graph_key(model)
+    path = folder / f"{key}.pkl"
+    try:
+        if not _private(path):
+            raise PermissionError(path)
+        logp_pt, expand_pt, n_dim, n_expanded, shape_info, reparameterized = pickle.loads(
+            path.read_bytes())
+        for function in (logp_pt, expand_pt):
+            for shared in function.get_shared():
+                shared.set_value(data[shared.name].get_value())
+    except Exception:  # none stored, unreadable, or not this model's: compile it
+        made = npc._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                   pymc_initial_point_fn=initial_point)
+        _store(folder, path, (made[2], made[3], made[0], made[1], made[5], made[6]))
+        return made
+    with contextlib.suppress(OSError):
+        path.touch()  # recently used
+    names, _, shapes = shape_info
+    free = len(model.free_RVs)
+    return (n_dim, n_expanded, logp_pt, expand_pt,
+            npc._rv_dict_to_flat_array_wrapper(initial_point, names=names[:free],
+                                               shapes=shapes[:free]),
+            shape_info, reparameterized)
+
+
+def functions_dir() -> Path:
+    """Where the compiled functions are kept: in PyTensor's compile folder."""
+    import pytensor
+
+    return Path(pytensor.config.compiledir) / "forecast-functions"
+
+
+def _private(path: Path) -> bool:
+    """Whether `path` and its folder are this user's and nobody else may write them. A stored
+    function is unpickled, that is run: it is trusted as PyTensor and numba trust the compiled
+    code they keep in the same folder, and no further (`tests/test_safety.py`)."""
+    for p in (path.parent, path):
+        status = p.stat()
+        if status.st_uid != os.getuid() or status.st_mode & 0o022:
+            return False
+    return True
+
+
+def _store(folder: Path, path: Path, functions: tuple) -> None:
+    """Write `functions` to `path` atomically, readable by this user only, and keep the
+    `FUNCTIONS_KEPT` most recently used files of `folder`; a cache that cannot be written is
+    only slower."""
+    import cloudpickle  # plain pickle cannot write PyTensor's OpFromGraph closures
+
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(cloudpickle.dumps(functions))
+        tmp.replace(path)
+        stored = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in stored[FUNCTIONS_KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _graph_key(model: Any) -> tuple[str, dict[str, Any]]:
+    """A hash of everything `_make_functions` compiles from `model`: its log density and the
+    values it stores, node by node (`_hash_graph`), the order of the free variables, the library
+    versions and PyTensor's configuration; and the data's shared variables by name (their values
+    are set afresh, `_stored_functions`)."""
+    import numba
+    import nutpie
+    import pymc
+    import pytensor
+
+    h = hashlib.sha256(repr((FUNCTIONS_VERSION, pytensor.__version__, pymc.__version__,
+                             nutpie.__version__, numba.__version__, np.__version__,
+                             pytensor.config.get_config_hash(), model.check_bounds,
+                             [v.name for v in model.free_RVs])).encode())
+    data: dict[str, Any] = {}
+    _hash_graph(h, [model.logp(), *model.unobserved_value_vars], data)
+    return h.hexdigest(), data
+
+
+def _hash_graph(h: Any, outputs: list, data: dict[str, Any]) -> None:
+    """Feed the graph of `outputs` to `h` node by node: each operation, which inputs it takes,
+    each root's type and name, each constant's value and the data's dtypes and shapes (the
+    shared variables found are put in `data` by name). An operation holding a graph of its own
+    (an OpFromGraph) is hashed the same way; any other is pickled. Pickling a graph whole is not
+    stable: the inner variables' automatic names, and which nodes share one operation object,
+    depend on what the process built before."""
+    import cloudpickle
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    index: dict[Any, int] = {}
+
+    def ref(variable: Any) -> int:
+        if variable not in index:  # a root: an input, a constant or the data
+            index[variable] = len(index)
+            h.update(f"root {type(variable).__name__} {variable.type} {variable.name}".encode())
+            if isinstance(variable, Constant):
+                h.update(pickle.dumps(variable.data))
+            elif hasattr(variable, "get_value"):
+                data[variable.name] = variable
+                value = np.asarray(variable.get_value())
+                h.update(f" {value.dtype} {value.shape}".encode())
+        return index[variable]
+
+    for node in io_toposort([], outputs):
+        inner = getattr(node.op, "fgraph", None)
+        if inner is not None:
+            h.update(f"graph {type(node.op).__name__} {inner.inputs}".encode())
+            _hash_graph(h, list(inner.outputs), data)
+        else:
+            h.update(cloudpickle.dumps(node.op))
+        h.update(repr([ref(v) for v in node.inputs]).encode())
+        for out in node.outputs:
+            index[out] = len(index)
+            h.update(f"out {out.type} {out.name}".encode())
+    h.update(repr([ref(v) for v in outputs]).encode())
 
 
 def _callback(source: str, signature: Any, function_pt: Any, data: dict[str, np.ndarray],

@@ -23,14 +23,18 @@ if TYPE_CHECKING:
     from forecast.scenarios import Verdict
 
 
-def claim_terms(priors: Priors) -> list[ClaimTerm]:
+def claim_terms(priors: Priors, *, as_stated: bool = False) -> list[ClaimTerm]:
+    """The claims as the model takes them: each rated and within its document's budget, or with
+    `as_stated` each one's unrated (A1) Beta outside any budget, the claims taken as true (the
+    validation's worlds where the document is right)."""
     from forecast.model import ClaimTerm
 
     terms = []
     for c in priors.constraints():
         s = priors.scenarios[c.claim.scenario]
-        terms.append(ClaimTerm(c.claim.id, s.members, c.claim.horizon.weeks,
-                               c.alpha, c.beta, c.published))
+        alpha, beta = c.base if as_stated else (c.alpha, c.beta)
+        terms.append(ClaimTerm(c.claim.id, s.members, c.claim.horizon.weeks, alpha, beta,
+                               c.published))
     return terms
 
 

@@ -10,6 +10,7 @@ scenarios, or the model's structure, pull against it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +30,18 @@ PRIOR_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=2, seed=20250701)
 
 def claims_only_posterior(priors: Priors, cache_dir: Path,
                           sampler: SamplerConfig = PRIOR_SAMPLER, *,
-                          with_claims: bool = True) -> xr.DataTree:
+                          with_claims: bool = True, as_stated: bool = False) -> xr.DataTree:
     """The model fitted to the claims alone (one week without data: no likelihood), or with
-    `with_claims` False to nothing (the broad priors alone), cached in `cache_dir` by the priors'
-    digest, the code version and the sampler settings; a fit that fails the gate is refitted
-    once (`forecast.fit.sample_gated`). Its ``constant_data`` is that empty week; its attrs hold
-    the diagnostics."""
-    kind = "claims-only" if with_claims else "no-claims"
-    cache = cache_dir / (f"{kind}-{priors.digest()[:16]}-{code_version()}-"
+    `with_claims` False to nothing (the broad priors alone), or with `as_stated` to the claims
+    as the document states them (`forecast.inputs.claim_terms`). Cached in `cache_dir` by the
+    priors' digest, the claims' Betas as the model takes them (they depend on the evidence budget
+    too), the code version and the sampler settings; a fit that fails the gate is refitted
+    (`forecast.fit.sample_gated`). Its ``constant_data`` is that empty week; its attrs hold the
+    diagnostics."""
+    kind = ("no-claims" if not with_claims else "as-stated" if as_stated else "claims-only")
+    terms = claim_terms(priors, as_stated=as_stated) if with_claims else []
+    digest = hashlib.sha256(f"{priors.digest()} {terms}".encode()).hexdigest()
+    cache = cache_dir / (f"{kind}-{digest[:16]}-{code_version()}-"
                          f"{sampler.draws}-{sampler.tune}-{sampler.chains}-{sampler.seed}.nc")
     if cache.is_file():
         return read_posterior(cache, "then it is sampled again when needed")
@@ -44,7 +49,7 @@ def claims_only_posterior(priors: Priors, cache_dir: Path,
     series = make_series(np.array([np.datetime64(dt.date(2000, 1, 2), "D")]),
                          {s: np.zeros(1) for s in scenarios}, {}, np.zeros(1),
                          counter={s for s in scenarios if priors.scenarios[s].counter})
-    model = build_model(series, claim_terms(priors) if with_claims else (), ModelConfig())
+    model = build_model(series, terms, ModelConfig())
     tree, diagnostics, _fits = sample_gated(compile_model(model), gated(model), sampler)
     out = xr.DataTree.from_dict({"posterior": tree.posterior.to_dataset(),
                                  "constant_data": series})

@@ -175,3 +175,19 @@ def test_a_second_document_has_its_own_date_and_budget(priors_dir):
     assert [d.budget for d in documents] == pytest.approx([3.0, 5.0])
     assert {c.published for c in documents[1].constraints} == {dt.date(2026, 3, 1)}
     assert documents[1].used == pytest.approx(5.0)
+
+
+def test_claims_as_stated_are_the_unrated_betas_outside_the_budget():
+    """The validation's worlds where the document is right take each claim at its word: its A1
+    Beta, 90% in the stated range, while the model weighs the same claim within the budget."""
+    from forecast.inputs import claim_terms
+
+    priors = load_priors(ROOT / "priors")
+    for rated, stated, c in zip(claim_terms(priors), claim_terms(priors, as_stated=True),
+                                priors.constraints(), strict=True):
+        assert (stated.alpha, stated.beta) == c.base
+        assert (rated.alpha, rated.beta) == (c.alpha, c.beta)
+        assert stated.alpha + stated.beta > rated.alpha + rated.beta
+        low, high = c.claim.stated
+        assert stats.beta(stated.alpha, stated.beta).cdf(high) - stats.beta(
+            stated.alpha, stated.beta).cdf(low) == pytest.approx(STATED_MASS, abs=MASS_TOL)

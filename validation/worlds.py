@@ -6,8 +6,13 @@ Two families of worlds, each with the bundled scenarios and indicators, 104 week
 - **broad**: every parameter drawn from the model's own priors (`forecast.simulate`): the
   document may be wrong;
 - **claims**: the scenario parameters (rates, loadings, P(retaliation), P(channel | R)) taken
-  from one draw of the model fitted to the claims alone (`forecast.prior_check`), the rest from
-  the priors: the document is right.
+  from one draw of the model fitted to the claims alone (`forecast.prior_check`), the claims
+  rated and within the document's budget as the model takes them, the rest from the priors:
+  the world is as uncertain as our reading of the document, so the claims can help there only by
+  the few events they are worth;
+- **right**: the same with the claims as the document states them (each claim's unrated Beta,
+  90% of it in the stated range, no budget: `forecast.inputs.claim_terms`): the document is
+  right, and the model still weighs it as a C-rated op-ed.
 
 At as-of weeks 26, 52 and 78 every method sees the same history (every week up to the as-of
 day) and forecasts "will it happen in the next h weeks?" for every scenario (and the union) and
@@ -24,9 +29,11 @@ h = 4, 13, 26 weeks, which the world's later weeks resolve:
 A world that is not plausible (`forecast.simulate.plausible`: an indicator averaging more
 events a week than the feed's volume, or a scenario firing more than once a week) is drawn
 again, and the rejected draws are counted. A fit that fails the diagnostics gate is refitted
-once with another seed; if it fails again the step is dropped for every method and counted.
+as an update refits it (`forecast.fit.sample_gated`); if the last fit fails too, the step is
+dropped for every method and counted.
 
-    python validation/worlds.py [--worlds 20] [--budget B] [--out reports/validation]
+    python validation/worlds.py [--worlds 20] [--families broad,claims,right] [--budget B]
+                                [--out reports/validation] [--name worlds.json]
 """
 
 from __future__ import annotations
@@ -64,14 +71,17 @@ SCENARIO_PARAMS = ("beta", "gamma", "retaliation", "channel")
 
 
 def draw_world(family: str, rng: np.random.Generator, scenarios: list[str],
-               indicators: list[str], counter: set[str], claims_prior) -> tuple[World, int]:
-    """A plausible world of the family, and how many implausible ones were drawn before it."""
+               indicators: list[str], counter: set[str], claims_prior: dict
+               ) -> tuple[World, int]:
+    """A plausible world of the family, and how many implausible ones were drawn before it;
+    `claims_prior` holds the scenario parameters' draws of each claims-conditioned family."""
     def draw() -> dict:
         params = draw_parameters(rng, len(scenarios), len(indicators), WEEKS,
                                  counter=np.isin(scenarios, list(counter)))
-        if family == "claims":
-            j = rng.integers(claims_prior["beta"].shape[0])
-            params |= {k: claims_prior[k][j] for k in SCENARIO_PARAMS}
+        if family in claims_prior:
+            prior = claims_prior[family]
+            j = rng.integers(prior["beta"].shape[0])
+            params |= {k: prior[k][j] for k in SCENARIO_PARAMS}
         return params
 
     weeks = week_ends(START, START + dt.timedelta(weeks=WEEKS))
@@ -235,8 +245,9 @@ def summarise(worlds: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", type=int, default=20)
-    parser.add_argument("--families", default="broad,claims")
+    parser.add_argument("--families", default="broad,claims,right")
     parser.add_argument("--out", type=Path, default=Path("reports/validation"))
+    parser.add_argument("--name", default="worlds.json", help="the output file's name in --out")
     parser.add_argument("--budget", type=float, default=forecast.priors.EVIDENCE_BUDGET,
                         help="EVIDENCE_BUDGET to weigh the document with [the bundled one]")
     args = parser.parse_args()
@@ -246,8 +257,10 @@ def main() -> None:
     fitter = Fitter(priors, sampler)
     cache = args.out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    prior = claims_only_posterior(priors, cache).posterior.to_dataset()
-    claims_prior = {k: draws_of(prior, k) for k in SCENARIO_PARAMS}
+    claims_prior = {}
+    for family, as_stated in (("claims", False), ("right", True)):
+        prior = claims_only_posterior(priors, cache, as_stated=as_stated).posterior.to_dataset()
+        claims_prior[family] = {k: draws_of(prior, k) for k in SCENARIO_PARAMS}
     result = {"measured_at_commit": measured_at(), "sampler": sampler.__dict__,
               "steps_weeks": STEPS, "horizons_weeks": HORIZONS, "world_weeks": WEEKS,
               "evidence_budget": args.budget, "families": {}}
@@ -267,7 +280,7 @@ def main() -> None:
               f"{s['worlds_where_model_beats_base_rate']}/{s['scored_worlds']} scored worlds "
               f"(of {s['worlds']}), share of the oracle's "
               f"gain {s['share_of_oracle_gain']}", flush=True)
-        (args.out / "worlds.json").write_text(json.dumps(result, indent=1))
+        (args.out / args.name).write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
