@@ -132,9 +132,15 @@ def _stored_functions(model: Any, initial_point: Any) -> tuple:
     the module docs), with `model`'s data set into the functions."""
     import nutpie.compile_pymc as npc
 
-    folder = functions_dir()
-    key, data = _graph_key(model)
-    path = folder / f"{key}.pkl"
+    def compile_functions() -> tuple:
+        return npc._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
+                                   pymc_initial_point_fn=initial_point)
+
+    try:
+        key, data = _graph_key(model)
+    except Exception:  # a graph it cannot hash is compiled, and not stored
+        return compile_functions()
+    path = functions_dir() / f"{key}.pkl"
     try:
         if not _private(path):
             raise PermissionError(path)
@@ -144,9 +150,9 @@ def _stored_functions(model: Any, initial_point: Any) -> tuple:
             for shared in function.get_shared():
                 shared.set_value(data[shared.name].get_value())
     except Exception:  # none stored, unreadable, or not this model's: compile it
-        made = npc._make_functions(model, mode="NUMBA", compute_grad=True, join_expanded=True,
-                                   pymc_initial_point_fn=initial_point)
-        _store(folder, path, (made[2], made[3], made[0], made[1], made[5], made[6]))
+        made = compile_functions()
+        n_dim, n_expanded, logp_pt, expand_pt, _, shape_info, reparameterized = made
+        _store(path, (logp_pt, expand_pt, n_dim, n_expanded, shape_info, reparameterized))
         return made
     with contextlib.suppress(OSError):
         path.touch()  # recently used
@@ -176,12 +182,13 @@ def _private(path: Path) -> bool:
     return True
 
 
-def _store(folder: Path, path: Path, functions: tuple) -> None:
+def _store(path: Path, functions: tuple) -> None:
     """Write `functions` to `path` atomically, readable by this user only, and keep the
-    `FUNCTIONS_KEPT` most recently used files of `folder`; a cache that cannot be written is
+    `FUNCTIONS_KEPT` most recently used files of its folder; a cache that cannot be written is
     only slower."""
     import cloudpickle  # plain pickle cannot write PyTensor's OpFromGraph closures
 
+    folder = path.parent
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")

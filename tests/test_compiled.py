@@ -95,7 +95,7 @@ def test_stored_functions_others_could_write_are_not_read(tmp_path, monkeypatch)
     from forecast.compiled import _private, _store
 
     folder = tmp_path / "functions"
-    _store(folder, folder / "key.pkl", (1, 2))
+    _store(folder / "key.pkl", (1, 2))
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     assert oct((folder / "key.pkl").stat().st_mode & 0o777) == "0o600"
     assert _private(folder / "key.pkl")
