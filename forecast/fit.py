@@ -127,11 +127,12 @@ def sample(model: pm.Model, config: SamplerConfig) -> xr.DataTree:
 
 def gated(model: pm.Model) -> list[str]:
     """The variables the gate judges: every free variable except the placeholders that reach
-    the model through a deterministic (`forecast.model.UNJUDGED`), and that deterministic."""
-    from forecast.model import UNJUDGED
+    the model through a deterministic (`forecast.model.UNJUDGED`), and the deterministics that
+    stand for parameters (`forecast.model.JUDGED`)."""
+    from forecast.model import JUDGED, UNJUDGED
 
     names = [v.name for v in model.free_RVs if v.name not in UNJUDGED]
-    return names + (["escalation"] if "escalation" in model.named_vars else [])
+    return names + [name for name in JUDGED if name in model.named_vars]
 
 
 def diagnose(tree: xr.DataTree, var_names: list[str]) -> Diagnostics:

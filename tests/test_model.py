@@ -135,12 +135,14 @@ def test_the_model_has_the_designs_parameters():
     claims = [ClaimTerm("c", ("a", "b"), 52.0, 2.0, 5.0, AS_OF - dt.timedelta(weeks=4))]
     model = build_model(series, claims)
     assert {v.name for v in model.free_RVs} == {
-        "rho", "escalation_deviation", "escalation_level", "indicator_level", "lambda",
+        "rho", "escalation_deviation", "escalation_level", "indicator_level", "log_loading",
         "phi", "gamma_offset", "log_gamma_mean", "scenario_level_offset", "scenario_level_mean",
         "scenario_level_sd", "retaliation", "channel_offset", "channel_logit_mean",
         "channel_logit_sd"}
-    assert {"escalation_prior", "scenario_likelihood", "claims"} <= {
+    assert {"escalation_prior", "lambda_prior", "scenario_likelihood", "claims"} <= {
         p.name for p in model.potentials}
+    assert {"escalation", "lambda", "mu", "gamma", "beta", "channel", "never"} <= {
+        d.name for d in model.deterministics}
     assert np.isfinite(model.compile_logp()(model.initial_point()))
 
 
