@@ -52,6 +52,17 @@ def test_gaps_link_each_seen_week_to_the_previous_one():
     np.testing.assert_array_equal(data["gap"][[3, 6]], [1, 3])
 
 
+def test_only_a_busy_indicators_loading_is_sampled_relative_to_the_paths_spread():
+    """At least one event in an average seen week (the unseen weeks do not count); none with no
+    seen week."""
+    volume = np.array([0, 5, 5, 5, 0])
+    indicators = {"busy": [9, 1, 1, 1, 0], "sparse": [0, 0, 2, 0, 0]}
+    data = model_data(_series({"s": [0] * 5}, indicators, volume=volume))
+    np.testing.assert_array_equal(data["indicator_pinned"], [1.0, 0.0])
+    data = model_data(_series({"s": [0] * 5}, indicators, volume=np.zeros(5)))
+    np.testing.assert_array_equal(data["indicator_pinned"], [0.0, 0.0])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seen", [[1] * 7, [0, 0, 0, 1, 1, 0, 1], [1, 0, 0, 0, 0, 0, 1]],
                          ids=["every-week", "gaps", "long-gap"])
