@@ -387,8 +387,8 @@ def model_data(series: xr.Dataset, claims: Sequence[ClaimTerm] = ()) -> dict[str
     if series.sizes.get("indicator"):
         data["indicator_events"] = series.indicator_events.values.astype("float64")
         data["log_exposure"] = log_exposure
-        busy = data["indicator_events"][:, seen].mean(axis=1) >= PINNED_EVENTS if seen.any() \
-            else np.zeros(series.sizes["indicator"], dtype=bool)
+        events = data["indicator_events"][:, seen]
+        busy = events.mean(axis=1) >= PINNED_EVENTS if seen.any() else np.zeros(len(events), bool)
         data["indicator_pinned"] = busy.astype("float64")
     if claims:
         data |= claim_windows(series, claims)
