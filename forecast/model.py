@@ -208,8 +208,7 @@ def build_model(series: xr.Dataset, claims: Sequence[ClaimTerm] = (),
             x, x_mean = pt.zeros(n_weeks), 0.0
         if indicators and config.escalation:
             y = data["indicator_events"]
-            # per stationary sd of x, so that a persistent path (rho near 1, wide swings) does
-            # not make every loading a huge swing in the counts (`_scenario_rates` likewise)
+            # per unit of x (module docs)
             lam = _loadings(config, x, x_mean, seen, data["indicator_pinned"])
             level = pm.Normal("indicator_level", 0.0, config.mu_sd, dims="indicator")
             mu = pm.Deterministic("mu", level - lam * x_mean, dims="indicator")
